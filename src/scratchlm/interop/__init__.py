@@ -1,0 +1,1 @@
+"""Formats other tools use: Hugging Face, tiktoken, GPT-2's original files."""

@@ -1,0 +1,154 @@
+"""`train_bpe`: count the corpus's chunks once, learn merges, and return a `Tokenizer`.
+
+The merge loop runs in the compiled core (`_bpe_core`, built at install) when present, else in the pure
+Python `bpe.learn_merges`; both give identical merges.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Literal
+
+from tqdm.auto import tqdm
+
+from scratchlm.errors import ScratchLMError
+from scratchlm.tokenizer import bpe
+from scratchlm.tokenizer.pretokenize import (
+    PARALLEL_MIN_BYTES,
+    count_chunks,
+    count_chunks_in_files,
+    iter_text_blocks,
+    process_context,
+    resolve_pattern,
+)
+from scratchlm.tokenizer.tokenizer import EOT, Tokenizer, clean_surrogates
+
+try:
+    from scratchlm.tokenizer import _bpe_core
+except ImportError:  # no compiler at install time: the pure-Python loop is used
+    _bpe_core = None
+
+Core = Literal["auto", "c", "python"]
+
+
+class _VocabFull(Exception):
+    """Raised by the new-token callback to stop the merge loop once the vocabulary is complete."""
+
+
+def available_core() -> str:
+    return "c" if _bpe_core is not None else "python"
+
+
+def train_bpe(
+    texts: str | Iterable[str] | None = None,
+    vocab_size: int = 4096,
+    *,
+    files: Iterable[str | os.PathLike] | None = None,
+    pattern: str = "gpt4",
+    special_tokens: Iterable[str] = (EOT,),
+    min_frequency: int = 2,
+    workers: int | None = None,
+    show_progress: bool = False,
+    core: Core = "auto",
+    name: str = "bpe",
+) -> Tokenizer:
+    """Train a byte-level BPE tokenizer from in-memory `texts` and/or `files` (paths, directories, globs).
+
+    `vocab_size` counts the 256 byte tokens, the merges and the special tokens (as HF `tokenizers` does).
+    `pattern` is "gpt2", "gpt4" or a custom regex. Merging stops early, with a smaller vocabulary, when no
+    pair occurs `min_frequency` times. Special-token strings in the corpus are cut out, never merged.
+    """
+    pattern = resolve_pattern(pattern)
+    specials = list(dict.fromkeys(special_tokens))
+    if vocab_size < 256 + len(specials):
+        raise ScratchLMError(
+            f"vocab_size {vocab_size} is too small: a byte-level BPE needs 256 byte tokens"
+            f" + {len(specials)} special tokens = {256 + len(specials)} at least"
+        )
+    if texts is None and files is None:
+        raise ScratchLMError("nothing to train on: give texts or files")
+
+    chunks = _count_corpus(texts, files, pattern, specials, workers, show_progress)
+    if not chunks:
+        raise ScratchLMError("the corpus is empty: no text to train on")
+    words = Counter()
+    for chunk, n in chunks.items():
+        words[chunk.encode("utf-8")] += n
+
+    vocab = [bytes([b]) for b in range(256)]
+    index = {b: i for i, b in enumerate(vocab)}
+    target = vocab_size - len(specials)
+    bar = tqdm(total=target - 256, desc="merges", unit="tok", disable=not show_progress)
+
+    def new_token(a: int, b: int) -> int:
+        token = vocab[a] + vocab[b]
+        existing = index.get(token)
+        if existing is not None:  # another merge already spelled these bytes: reuse its id
+            return existing
+        if len(vocab) >= target:
+            raise _VocabFull
+        index[token] = len(vocab)
+        vocab.append(token)
+        bar.update(1)
+        return len(vocab) - 1
+
+    learn = _pick_core(core)
+    try:
+        # Merges that re-spell an existing token add no id, so allow more merges than ids; the callback
+        # stops the loop when the vocabulary is full.
+        learn(words, 4 * (target - 256) + 16, new_token, min_frequency)
+    except _VocabFull:
+        pass
+    finally:
+        bar.close()
+
+    ranks = {token: i for i, token in enumerate(vocab)}
+    special_ids = {tok: len(vocab) + i for i, tok in enumerate(specials)}
+    return Tokenizer(ranks, pattern, special_ids, name=name)
+
+
+def _pick_core(core: Core):
+    if core == "python" or (core == "auto" and _bpe_core is None):
+        return bpe.learn_merges
+    if core in ("c", "auto"):
+        if _bpe_core is None:
+            raise ScratchLMError("the compiled BPE core is not built (reinstall with a C compiler)")
+
+        def learn_c(words, num_merges, new_token, min_frequency):
+            return _bpe_core.learn_merges(list(words), list(words.values()), num_merges, new_token, min_frequency)
+
+        return learn_c
+    raise ScratchLMError(f"unknown BPE core {core!r}: use 'auto', 'c' or 'python'")
+
+
+def _count_corpus(texts, files, pattern, specials, workers, show_progress) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    if texts is not None:
+        if isinstance(texts, str):
+            texts = [texts]
+        texts = [clean_surrogates(t) for t in texts]
+        counts.update(_count_texts(texts, pattern, specials, workers))
+    if files is not None:
+        files = list(files)
+        bar = tqdm(desc="counting", unit="B", unit_scale=True, disable=not show_progress)
+        try:
+            counts.update(count_chunks_in_files(files, pattern, workers, on_progress=bar.update, specials=specials))
+        finally:
+            bar.close()
+    return counts
+
+
+def _count_texts(texts: list[str], pattern: str, specials: list[str], workers: int | None) -> Counter[str]:
+    total = sum(map(len, texts))
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or total < PARALLEL_MIN_BYTES:
+        return count_chunks(texts, pattern, specials)
+    blocks = [[block] for text in texts for block in iter_text_blocks(text)]
+    counts: Counter[str] = Counter()
+    with ProcessPoolExecutor(min(workers, len(blocks)), mp_context=process_context()) as pool:
+        for part in pool.map(count_chunks, blocks, [pattern] * len(blocks), [specials] * len(blocks)):
+            counts.update(part)
+    return counts
