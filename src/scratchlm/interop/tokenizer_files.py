@@ -32,7 +32,9 @@ def load_tokenizer(spec: str | os.PathLike, pattern: str = "gpt2") -> AnyTokeniz
                 return load_tokenizer(path / name)
         if (path / "encoder.json").is_file() and (path / "vocab.bpe").is_file():
             return load_data_gym(path / "encoder.json", path / "vocab.bpe", name=path.name)
-        raise ScratchLMError(f"{path}: no {OWN_FILE}, tokenizer.json or encoder.json + vocab.bpe in this directory")
+        raise ScratchLMError(
+            f"{path}: no {OWN_FILE}, tokenizer.json or encoder.json + vocab.bpe in this directory"
+        )
     if not path.exists():
         raise ScratchLMError(f"{path}: no such tokenizer file or directory (or use 'gpt2')")
     if path.suffix == ".tiktoken":

@@ -91,7 +91,9 @@ def to_tokenizer_json(tok: Tokenizer) -> dict:
     }
 
 
-def save_tokenizer_json(tok: Tokenizer, directory: str | os.PathLike, model_max_length: int | None = None) -> Path:
+def save_tokenizer_json(
+    tok: Tokenizer, directory: str | os.PathLike, model_max_length: int | None = None
+) -> Path:
     """Write `tokenizer.json` and `tokenizer_config.json` into `directory`; return the tokenizer.json path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,9 @@ def from_tokenizer_json(data: dict, name: str = "hf") -> Tokenizer:
     """A Tokenizer from a parsed byte-level BPE tokenizer.json (GPT-2's, or one trained by HF or by us)."""
     model = data.get("model") or {}
     if model.get("type") != "BPE":
-        raise ScratchLMError(f"tokenizer.json: model type {model.get('type')!r} is not supported (byte-level BPE only)")
+        raise ScratchLMError(
+            f"tokenizer.json: model type {model.get('type')!r} is not supported (byte-level BPE only)"
+        )
     pattern = _pattern_of(data.get("pre_tokenizer"))
     specials = {t["content"]: int(t["id"]) for t in data.get("added_tokens") or []}
     ranks: dict[bytes, int] = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from itertools import pairwise
 
 Pair = tuple[int, int]
 # Called once per merge with the pair and must return the id of the merged token: a new id, or the id
@@ -28,7 +29,7 @@ def count_pairs(ids: Iterable[int]) -> dict[Pair, int]:
     """
     ids = list(ids)
     counts: dict[Pair, int] = {}
-    for pair in zip(ids, ids[1:]):
+    for pair in pairwise(ids):
         counts[pair] = counts.get(pair, 0) + 1
     return counts
 
@@ -66,7 +67,7 @@ def learn_merges_naive(
     for _ in range(num_merges):
         counts: dict[Pair, int] = defaultdict(int)
         for seq, freq in zip(seqs, freqs):
-            for pair in zip(seq, seq[1:]):
+            for pair in pairwise(seq):
                 counts[pair] += freq
         if not counts:
             break
@@ -98,7 +99,7 @@ def learn_merges(
     counts: dict[Pair, int] = defaultdict(int)
     where: dict[Pair, set[int]] = defaultdict(set)  # pair -> indices of words that may contain it
     for w, (seq, freq) in enumerate(zip(seqs, freqs)):
-        for pair in zip(seq, seq[1:]):
+        for pair in pairwise(seq):
             counts[pair] += freq
             where[pair].add(w)
 
@@ -129,9 +130,9 @@ def learn_merges(
             if len(merged) == len(seq):
                 continue  # stale index: the pair left this word in an earlier merge
             freq = freqs[w]
-            for p in zip(seq, seq[1:]):
+            for p in pairwise(seq):
                 counts[p] -= freq
-            for p in zip(merged, merged[1:]):
+            for p in pairwise(merged):
                 counts[p] += freq
                 if new_id in p:
                     where[p].add(w)

@@ -31,7 +31,9 @@ def char_to_byte() -> dict[str, int]:
 
 
 def bytes_to_str(token: bytes) -> str:
-    """>>> bytes_to_str(b" hello\\n")
+    """Bytes as a string of the alphabet.
+
+    >>> bytes_to_str(b" hello\\n")
     'ĠhelloĊ'
     """
     table = byte_to_char()

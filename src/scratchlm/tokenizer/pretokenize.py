@@ -68,7 +68,7 @@ def count_chunks(texts: Iterable[str], pattern: str, specials: Sequence[str] = (
     are cut out first so they never become part of a chunk.
 
     >>> count_chunks(["a b a<|endoftext|>b"], GPT2_PATTERN, ["<|endoftext|>"])
-    Counter({'a': 2, ' b': 1, ' a': 1, 'b': 1})
+    Counter({'a': 1, ' b': 1, ' a': 1, 'b': 1})
     """
     counts: Counter[str] = Counter()
     find = compile_pattern(pattern).findall
@@ -95,19 +95,24 @@ class Block:
     end: int
 
 
-def find_cut(data: bytes) -> int:
-    """Offset just after the first newline that is followed by a printable ASCII non-space byte; -1 if none.
+_CUT_BYTES = regex.compile(rb"[!-~]\n[!-~]")
+_CUT_TEXT = regex.compile(r"[!-~]\n[!-~]")
+_ANY_LINE = regex.compile(rb"\n[^\n]")
 
-    No chunk of the GPT-2 or GPT-4 split crosses such a point, so counting blocks cut there separately
-    gives the same counts as counting the whole file; cutting at an ASCII byte also keeps UTF-8 whole.
+
+def find_cut(data: bytes) -> int:
+    r"""Offset just after the first single newline between two printable ASCII non-space bytes; -1 if none.
+
+    Such a newline is a chunk of its own in the GPT-2 and GPT-4 splits, and nothing on either side looks
+    across it, so blocks cut there count exactly like the whole file (a cut after a whitespace run would
+    not: at a block's end `\s++$` would match it). Cutting at ASCII also keeps UTF-8 characters whole.
     Custom patterns are assumed to behave the same (documented).
+
+    >>> find_cut(b"one.\ntwo"), find_cut(b"one\n\ntwo"), find_cut(b"one\n two")
+    (5, -1, -1)
     """
-    i = data.find(b"\n")
-    while i != -1 and i + 1 < len(data):
-        if 0x21 <= data[i + 1] <= 0x7E:
-            return i + 1
-        i = data.find(b"\n", i + 1)
-    return -1
+    match = _CUT_BYTES.search(data)
+    return match.start() + 2 if match else -1
 
 
 def plan_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> list[Block]:
@@ -121,22 +126,29 @@ def plan_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> list[Block]:
             if end >= size:
                 end = size
             else:
-                # Look for a cut after the nominal end; widen the window until one is found or EOF.
-                window = 1 << 16
-                while True:
-                    f.seek(end)
-                    data = f.read(window)
-                    cut = find_cut(data)
-                    if cut != -1:
-                        end += cut
-                        break
-                    if end + len(data) >= size:
-                        end = size
-                        break
-                    window *= 2
+                end = _next_cut(f, end, size, block_bytes)
             blocks.append(Block(str(path), start, end))
             start = end
     return blocks
+
+
+def _next_cut(f, pos: int, size: int, block_bytes: int) -> int:
+    """The first safe cut at or after `pos`, widening the window up to EOF. Text with no safe cut for
+    16 blocks (at least 16 MB; e.g. CJK without ASCII) is cut after any newline instead, which can
+    change the one whitespace chunk at the cut."""
+    window = 1 << 16
+    while True:
+        f.seek(pos)
+        data = f.read(window)
+        cut = find_cut(data)
+        if cut == -1 and window >= max(16 * block_bytes, 1 << 24):
+            match = _ANY_LINE.search(data)
+            cut = match.start() + 1 if match else -1
+        if cut != -1:
+            return pos + cut
+        if pos + len(data) >= size:
+            return size
+        window *= 2
 
 
 def read_block(block: Block) -> str:
@@ -215,21 +227,20 @@ def count_chunks_in_files(
                 on_progress(block.end - block.start)
         return counts
     with ProcessPoolExecutor(workers, mp_context=process_context()) as pool:
-        for block, part in zip(blocks, pool.map(_count_block, blocks, [pattern] * len(blocks), [specials] * len(blocks))):
+        for block, part in zip(
+            blocks, pool.map(_count_block, blocks, [pattern] * len(blocks), [specials] * len(blocks))
+        ):
             counts.update(part)
             if on_progress:
                 on_progress(block.end - block.start)
     return counts
 
 
-_CUT = regex.compile(r"\n[!-~]")
-
-
 def iter_text_blocks(text: str, block_chars: int = BLOCK_BYTES) -> Iterator[str]:
     """Cut one long in-memory text at the same safe points as `find_cut`, to count it in parallel."""
     start, n = 0, len(text)
     while start < n:
-        match = _CUT.search(text, min(start + block_chars, n))
-        end = match.start() + 1 if match else n
+        match = _CUT_TEXT.search(text, min(start + block_chars, n))
+        end = match.start() + 2 if match else n
         yield text[start:end]
         start = end

@@ -145,11 +145,14 @@ class Tokenizer:
         unknown = allowed - set(self.special_tokens)
         if unknown:
             raise ScratchLMError(f"not special tokens of this tokenizer: {sorted(unknown)}")
-        disallowed = set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
+        disallowed = (
+            set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
+        )
         if disallowed and (match := _special_regex(tuple(sorted(disallowed))).search(text)):
             raise DisallowedSpecialTokenError(
                 f"the text contains the special token {match.group()!r}; pass allowed_special="
-                f"{{{match.group()!r}}} to encode it as that token, or disallowed_special=() to encode it as text"
+                f"{{{match.group()!r}}} to encode it as that token, "
+                "or disallowed_special=() to encode it as text"
             )
         return allowed
 
@@ -197,7 +200,9 @@ class Tokenizer:
         try:
             return data.decode("utf-8", errors=errors)
         except UnicodeDecodeError as exc:
-            raise ScratchLMError(f"the ids decode to invalid UTF-8 at byte {exc.start}: {exc.reason}") from None
+            raise ScratchLMError(
+                f"the ids decode to invalid UTF-8 at byte {exc.start}: {exc.reason}"
+            ) from None
 
     def decode_tokens(self, ids: Iterable[int]) -> list[bytes]:
         """Each id's bytes, for showing token boundaries."""
@@ -236,7 +241,9 @@ class Tokenizer:
         try:
             ranks = {str_to_bytes(tok): int(i) for tok, i in data["vocab"].items()}
         except KeyError as exc:
-            raise ScratchLMError(f"tokenizer vocabulary has a character outside the byte alphabet: {exc}") from None
+            raise ScratchLMError(
+                f"tokenizer vocabulary has a character outside the byte alphabet: {exc}"
+            ) from None
         return cls(ranks, data["pattern"], data.get("special_tokens", {}), data.get("name", "bpe"))
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -20,6 +20,7 @@ from scratchlm.tokenizer.pretokenize import (
     PARALLEL_MIN_BYTES,
     count_chunks,
     count_chunks_in_files,
+    expand_inputs,
     iter_text_blocks,
     process_context,
     resolve_pattern,
@@ -118,7 +119,9 @@ def _pick_core(core: Core):
             raise ScratchLMError("the compiled BPE core is not built (reinstall with a C compiler)")
 
         def learn_c(words, num_merges, new_token, min_frequency):
-            return _bpe_core.learn_merges(list(words), list(words.values()), num_merges, new_token, min_frequency)
+            return _bpe_core.learn_merges(
+                list(words), list(words.values()), num_merges, new_token, min_frequency
+            )
 
         return learn_c
     raise ScratchLMError(f"unknown BPE core {core!r}: use 'auto', 'c' or 'python'")
@@ -132,10 +135,13 @@ def _count_corpus(texts, files, pattern, specials, workers, show_progress) -> Co
         texts = [clean_surrogates(t) for t in texts]
         counts.update(_count_texts(texts, pattern, specials, workers))
     if files is not None:
-        files = list(files)
-        bar = tqdm(desc="counting", unit="B", unit_scale=True, disable=not show_progress)
+        files = expand_inputs(files)  # missing or unreadable paths fail here, before any progress bar
+        total = sum(f.stat().st_size for f in files)
+        bar = tqdm(total=total, desc="counting", unit="B", unit_scale=True, disable=not show_progress)
         try:
-            counts.update(count_chunks_in_files(files, pattern, workers, on_progress=bar.update, specials=specials))
+            counts.update(
+                count_chunks_in_files(files, pattern, workers, on_progress=bar.update, specials=specials)
+            )
         finally:
             bar.close()
     return counts

@@ -23,7 +23,9 @@ JOIN_PUNCT = regex.compile(r'\s+([,.:;?!"()\'])')
 
 
 def split_words(text: str) -> list[str]:
-    """>>> split_words('Hello, world. Is this-- a test?')
+    """Split on whitespace, punctuation and double dashes; drop the whitespace.
+
+    >>> split_words('Hello, world. Is this-- a test?')
     ['Hello', ',', 'world', '.', 'Is', 'this', '--', 'a', 'test', '?']
     """
     return [item for item in (part.strip() for part in SPLIT.split(text)) if item]
@@ -75,7 +77,9 @@ class WordTokenizer:
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"format": FORMAT, "version": 1, "vocab": self.id_to_token}, ensure_ascii=False))
+        tmp.write_text(
+            json.dumps({"format": FORMAT, "version": 1, "vocab": self.id_to_token}, ensure_ascii=False)
+        )
         os.replace(tmp, path)
         return path
 

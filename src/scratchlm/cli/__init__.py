@@ -1,0 +1,1 @@
+"""The `scratchlm` command: flags in, one library call, an exit code out. Nothing imports this package."""

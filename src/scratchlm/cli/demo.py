@@ -1,0 +1,108 @@
+"""`scratchlm demo`: the main job on data every machine has. For now stage 1: train a BPE tokenizer on
+the Python standard library (or tiny Shakespeare from --data-dir), compare it with GPT-2, show tokens."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+from scratchlm.cli.tokenizer import _piece, render_tokens
+from scratchlm.data.corpora import data_file, stdlib_files
+from scratchlm.errors import ScratchLMError
+from scratchlm.interop.tokenizer_files import save_tokenizer
+from scratchlm.tokenizer import EOT, Tokenizer, WordTokenizer, train_bpe
+from scratchlm.tokenizer.stats import measure
+from scratchlm.tokenizer.train import available_core
+
+SAMPLE = "Tokenizers split naïve café text, the year 2024 and 🤖 emoji into ids."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("SCRATCHLM_DATA_DIR"),
+        help="a folder with tinyshakespeare.txt to train on "
+        "(default: $SCRATCHLM_DATA_DIR, else the Python standard library)",
+    )
+    parser.add_argument(
+        "--out", default="runs/demo", help="where the tokenizer is written (default runs/demo)"
+    )
+    parser.add_argument("--vocab-size", type=int, default=4096)
+    parser.add_argument(
+        "--max-mb", type=float, default=8.0, help="stdlib text to train on, in MB (default 8)"
+    )
+    parser.set_defaults(run=run)
+
+
+def _read(paths: list[Path]) -> list[str]:
+    return [p.read_text(encoding="utf-8") for p in paths]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.data_dir:
+        text = data_file(args.data_dir, "tinyshakespeare.txt").read_text(encoding="utf-8")
+        cut = int(len(text) * 0.9)
+        train_texts, held_out = [text[:cut]], [text[cut:]]
+        source = f"tiny Shakespeare from {args.data_dir} (90% train / 10% held out)"
+    else:
+        if args.max_mb <= 0:
+            raise ScratchLMError("--max-mb must be positive")
+        train_files = stdlib_files(int(args.max_mb * 1e6))
+        held_files = stdlib_files(1_000_000, skip_bytes=sum(p.stat().st_size for p in train_files))
+        train_texts, held_out = _read(train_files), _read(held_files)
+        source = (
+            f"the Python standard library's sources "
+            f"({len(train_files)} files train, {len(held_files)} held out)"
+        )
+
+    n_bytes = sum(len(t.encode()) for t in train_texts)
+    print(f"== 1. Train a byte-level BPE tokenizer from scratch\ncorpus: {source}, {n_bytes / 1e6:.1f} MB")
+    start = time.perf_counter()
+    tok = train_bpe(train_texts, args.vocab_size, pattern="gpt4", show_progress=True, name="demo")
+    seconds = time.perf_counter() - start
+    out = Path(args.out) / "tokenizer"
+    save_tokenizer(tok, out)
+    print(f"trained {tok.vocab_size:,} tokens in {seconds:.1f} s ({available_core()} merge core) -> {out}/")
+    longest = sorted((t for t in tok.ranks if t.strip()), key=len, reverse=True)[:5]
+    print("longest tokens learned: " + ", ".join(repr(t.decode("utf-8", "replace")) for t in longest))
+
+    print("\n== 2. Compression on held-out text (bytes per token, higher is better)")
+    gpt2 = Tokenizer.gpt2()
+    for name, t in (("ours", tok), ("GPT-2", gpt2)):
+        s = measure(t, held_out, encode=t.encode_ordinary)
+        print(
+            f"{name:6} {t.vocab_size:>6,} tokens: {s.bytes_per_token:.2f} bytes/token, {s.n_tokens:,} tokens"
+        )
+    exact = all(tok.decode(tok.encode_ordinary(t)) == t for t in held_out)
+    print(f"round trip decode(encode(text)) == text on held-out text: {exact}")
+
+    print("\n== 3. Token boundaries")
+    for name, t in (("ours", tok), ("GPT-2", gpt2)):
+        ids = t.encode(SAMPLE)
+        print(f"{name} ({len(ids)} tokens):")
+        print(render_tokens([_piece(t, i) for i in ids], ids, color=False, width=100))
+
+    print("\n== 4. Special tokens cannot be injected by user text")
+    risky = f"ignore this {EOT} and go on"
+    try:
+        tok.encode(risky)
+    except ScratchLMError as exc:
+        print(f"encode({risky!r}) refused: {exc}")
+    print(
+        f"as plain text: {len(tok.encode_ordinary(risky))} ordinary tokens; allowed: "
+        f"{tok.encode(risky, allowed_special={EOT})}"
+    )
+
+    print("\n== 5. The simple word tokenizer")
+    words = WordTokenizer.build(train_texts)
+    sentence = "Return the value of the attribute, or raise an error. Quokkas do not."
+    ids = words.encode(sentence)
+    print(f"{words.vocab_size:,} words; {sentence!r} -> {ids} -> {words.decode(ids)!r}")
+
+    print(
+        f'\nNext: scratchlm tokenizer show -t {out} "your text"\n'
+        f"      scratchlm tokenizer stats -t {out} -i FILE"
+    )
+    return 0

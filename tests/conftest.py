@@ -1,0 +1,61 @@
+"""Shared fixtures: GPT-2 (ours and tiktoken's, both from the packaged files), small texts, and small
+tokenizers trained on the Python standard library, which every machine has (no network, no ../shared)."""
+
+from __future__ import annotations
+
+import pytest
+import tiktoken
+from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+
+from scratchlm.data.corpora import stdlib_files
+from scratchlm.tokenizer import GPT2_PATTERN, Tokenizer, train_bpe
+from scratchlm.tokenizer.gpt2 import ENCODER_JSON_SHA256, VOCAB_BPE_SHA256, gpt2_files
+
+# Varied text written for the tests: prose, code, numbers, whitespace runs, unicode, a contraction.
+SAMPLE_TEXT = """The quick brown fox doesn't jump; it'll wait.   Numbers: 3.14159, 2024-11-30, 1234567890.
+def tokenize(text: str) -> list[int]:
+    \"\"\"Return ids.\"\"\"\t# tab
+    return [ord(c) for c in text]\r\n
+naïve café — «quotes» 日本語のテキスト 한국어 Ελληνικά русский 🤖🎉👍🏽 e\u0301 \u00a0nbsp\u2028sep
+        trailing spaces    \n\n\n"""
+
+
+@pytest.fixture(scope="session")
+def gpt2() -> Tokenizer:
+    return Tokenizer.gpt2()
+
+
+@pytest.fixture(scope="session")
+def tiktoken_gpt2() -> tiktoken.Encoding:
+    """tiktoken's own gpt2 encoding, built offline from the same two files."""
+    encoder, bpe = gpt2_files()
+    ranks = data_gym_to_mergeable_bpe_ranks(
+        vocab_bpe_file=str(bpe),
+        encoder_json_file=str(encoder),
+        vocab_bpe_hash=VOCAB_BPE_SHA256,
+        encoder_json_hash=ENCODER_JSON_SHA256,
+    )
+    return tiktoken.Encoding(
+        name="gpt2-test",
+        pat_str=GPT2_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens={"<|endoftext|>": 50256},
+        explicit_n_vocab=50257,
+    )
+
+
+@pytest.fixture(scope="session")
+def stdlib_text() -> str:
+    """About 600 KB of real text: standard-library sources."""
+    return "".join(p.read_text(encoding="utf-8") for p in stdlib_files(600_000))
+
+
+@pytest.fixture(scope="session")
+def trained(stdlib_text: str) -> Tokenizer:
+    """A small BPE (GPT-4 split) trained on standard-library text plus the sample text."""
+    return train_bpe([stdlib_text, SAMPLE_TEXT], vocab_size=1000, pattern="gpt4")
+
+
+@pytest.fixture(scope="session")
+def trained_gpt2_pattern(stdlib_text: str) -> Tokenizer:
+    return train_bpe([stdlib_text, SAMPLE_TEXT], vocab_size=800, pattern="gpt2")

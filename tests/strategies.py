@@ -1,0 +1,62 @@
+"""Hypothesis strategies for text that stresses tokenizers."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+FRAGMENTS = [
+    "🤖",
+    "👍🏽",
+    "👨‍👩‍👧",
+    "🎉",
+    "日本語",
+    "中文字符",
+    "한국어",
+    "e\u0301",
+    "a\u0308\u0323",
+    "\u200d",
+    "\ufeff",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\n\n\n",
+    "    ",
+    " " * 40,
+    "\u00a0",
+    "\u2028",
+    "\u3000",
+    "0",
+    "123",
+    "1234567",
+    "3.14",
+    "'s",
+    "'ll",
+    "'VE",
+    "don't",
+    "\x00",
+    "\x07",
+    "\x1b[0m",
+    "\x7f",
+    "<|",
+    "|>",
+    "endoftext",
+    "!!!",
+    "...",
+    "--",
+    "λ",
+    "Ω",
+    "ß",
+    "İ",
+    "ﬁ",
+]
+
+# Mixes arbitrary unicode (no surrogates: they are not text) with fragments known to be hard.
+tricky_text = st.lists(
+    st.one_of(
+        st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+        st.sampled_from(FRAGMENTS),
+    ),
+    max_size=20,
+).map("".join)
