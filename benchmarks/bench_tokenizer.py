@@ -31,8 +31,9 @@ from tokenizers import models, pre_tokenizers, trainers
 import scratchlm
 from scratchlm.data.corpora import stdlib_files
 from scratchlm.tokenizer import EOT, GPT2_PATTERN, bpe, gpt2
+from scratchlm.tokenizer.byte_alphabet import str_to_bytes
 from scratchlm.tokenizer.pretokenize import count_chunks, iter_text_blocks
-from scratchlm.tokenizer.train import available_core
+from scratchlm.tokenizer.train import available_core, merge_learner
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_tokenizer.jsonl"
@@ -66,21 +67,22 @@ def _py_sources(root: Path) -> Iterator[str]:
 def build_corpus(budget: int, heldout_bytes: int, data_dir: Path | None) -> tuple[str, str, dict[str, int]]:
     """(training text, held-out text, training bytes per source). Documents are joined by newlines.
 
-    Held-out: the last `heldout_bytes` of `stdlib_files` and the last 10% of tinyshakespeare. Training, in
-    order until `budget` bytes: the other stdlib files, the data-dir files, stdlib tests, this venv's code.
+    Held-out: `stdlib_files` from `total - heldout_bytes` on (about the last `heldout_bytes`) and the last 10%
+    of tinyshakespeare. Training, in this order until `budget` bytes: the other stdlib files, the data-dir
+    files present, the stdlib's own tests, this venv's site-packages (stdlib_files alone is ~13 MB).
     """
     stdlib = stdlib_files(1 << 40)
     total = sum(p.stat().st_size for p in stdlib)
     held = stdlib_files(heldout_bytes, skip_bytes=total - heldout_bytes)
     heldout = [p.read_text(encoding="utf-8") for p in held]
     data: list[str] = []
-    if data_dir is not None:
-        shakespeare = (data_dir / "tinyshakespeare.txt").read_text(encoding="utf-8")
-        cut = shakespeare.rfind("\n", 0, int(0.9 * len(shakespeare))) + 1
-        heldout.append(shakespeare[cut:])
-        data = [shakespeare[:cut]]
-        for name in ("the-verdict.txt", "instruction-data.json", "sms_spam/sms_spam.tsv"):
-            data.append((data_dir / name).read_text(encoding="utf-8"))
+    names = ("tinyshakespeare.txt", "the-verdict.txt", "instruction-data.json", "sms_spam/sms_spam.tsv")
+    for path in [data_dir / name for name in names if data_dir and (data_dir / name).is_file()]:
+        data.append(path.read_text(encoding="utf-8"))
+        if path.name == "tinyshakespeare.txt":
+            cut = data[-1].rfind("\n", 0, int(0.9 * len(data[-1]))) + 1
+            data[-1], tail = data[-1][:cut], data[-1][cut:]
+            heldout.append(tail)
     held_set = set(held)  # stdlib_files' ranges can share the file at the boundary: keep the sets disjoint
     sources: list[tuple[str, Iterator[str]]] = [
         ("stdlib", (p.read_text(encoding="utf-8") for p in stdlib if p not in held_set)),
@@ -92,13 +94,10 @@ def build_corpus(budget: int, heldout_bytes: int, data_dir: Path | None) -> tupl
     sizes: dict[str, int] = {}
     taken = 0
     for name, texts in sources:
-        for text in texts:
-            if taken >= budget:
-                break
-            n = len(text.encode("utf-8"))
+        while taken < budget and (text := next(texts, None)) is not None:
             docs.append(text)
-            sizes[name] = sizes.get(name, 0) + n
-            taken += n
+            sizes[name] = sizes.get(name, 0) + len(text.encode("utf-8"))
+            taken += len(text.encode("utf-8"))
     return "\n".join(docs), "\n".join(heldout), sizes
 
 
@@ -112,10 +111,11 @@ def train_ours(path: Path, vocab_size: int, core: str) -> scratchlm.Tokenizer:
 def _hf_bpe(vocab_size: int) -> tuple[HFTokenizer, trainers.BpeTrainer]:
     tok = HFTokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=0,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        initial_alphabet=alphabet,
         special_tokens=[EOT],
         show_progress=False,
     )
@@ -129,32 +129,28 @@ def train_hf_file(path: Path, vocab_size: int) -> HFTokenizer:
 
 
 def train_hf_blocks(text: str, vocab_size: int) -> HFTokenizer:
+    """HF on the documents ours sees: blocks cut where no chunk can span (ours counts the file that way)."""
     tok, trainer = _hf_bpe(vocab_size)
     tok.train_from_iterator(iter_text_blocks(text, 1 << 20), trainer)
     return tok
 
 
-def bench_training(path: Path, vocab_sizes: list[int], repeats: int) -> tuple[dict, dict]:
-    """Median seconds per trainer and vocab size, and the trained tokenizers (for the quality section)."""
-    numbers: dict[str, dict] = {}
-    trained: dict[int, dict] = {}
-    for v in vocab_sizes:
-        fns: dict[str, Callable[[], object]] = {}
-        if available_core() == "c":
-            fns["ours_c"] = lambda v=v: train_ours(path, v, "c")
-        fns["ours_python"] = lambda v=v: train_ours(path, v, "python")
-        fns["hf_file"] = lambda v=v: train_hf_file(path, v)
-        results = race(fns, dict.fromkeys(fns, repeats))
-        row = {name: round(sec, 3) for name, (sec, _) in results.items()}
-        for name in ("ours_c", "ours_python"):
-            if name in row:
-                row[f"{name}/hf"] = round(row[name] / row["hf_file"], 3)
-        trained[v] = {name: tok for name, (_, tok) in results.items()}
-        if "ours_c" in trained[v]:
-            row["c_equals_python"] = trained[v]["ours_c"].ranks == trained[v]["ours_python"].ranks
-        numbers[str(v)] = row
-        print(f"  vocab {v}: " + ", ".join(f"{k}={x}" for k, x in row.items()), flush=True)
-    return numbers, trained
+def bench_training(path: Path, vocab_size: int, repeats: int) -> tuple[dict, dict]:
+    """Median seconds per trainer, and the trained tokenizers (reused by the quality section)."""
+    fns: dict[str, Callable[[], object]] = {}
+    if available_core() == "c":
+        fns["ours_c"] = lambda: train_ours(path, vocab_size, "c")
+    fns["ours_python"] = lambda: train_ours(path, vocab_size, "python")
+    fns["hf_file"] = lambda: train_hf_file(path, vocab_size)
+    results = race(fns, dict.fromkeys(fns, repeats))
+    row: dict = {f"{name}_s": round(sec, 3) for name, (sec, _) in results.items()}
+    for name in ("ours_c", "ours_python"):
+        if name in fns:
+            row[f"{name}/hf"] = round(row[f"{name}_s"] / row["hf_file_s"], 3)
+    trained = {name: tok for name, (_, tok) in results.items()}
+    if "ours_c" in trained:
+        row["c_equals_python"] = trained["ours_c"].ranks == trained["ours_python"].ranks
+    return row, trained
 
 
 # ---- 2. merge loop vs the naive trainer ----------------------------------------------------------------
@@ -165,12 +161,10 @@ def _new_token_fn() -> Callable[[int, int], int]:
 
     def new_token(a: int, b: int) -> int:
         token = vocab[a] + vocab[b]
-        existing = index.get(token)
-        if existing is not None:
-            return existing
-        index[token] = len(vocab)
-        vocab.append(token)
-        return len(vocab) - 1
+        if token not in index:
+            index[token] = len(vocab)
+            vocab.append(token)
+        return index[token]
 
     return new_token
 
@@ -183,47 +177,36 @@ def bench_merge_loop(text: str, subset_bytes: int, num_merges: int, repeats: int
         words[chunk.encode("utf-8")] += n
     learners: dict[str, Callable] = {"naive": bpe.learn_merges_naive, "python": bpe.learn_merges}
     if available_core() == "c":
-        from scratchlm.tokenizer import _bpe_core
-
-        learners["c"] = lambda w, n, nt: _bpe_core.learn_merges(list(w), list(w.values()), n, nt, 2)
+        learners["c"] = merge_learner("c")
     fns = {name: (lambda f=f: f(words, num_merges, _new_token_fn())) for name, f in learners.items()}
-    # The naive loop is the long run: once. The fast ones are short: median of more repeats.
-    results = race(fns, {name: 1 if name == "naive" else max(5, repeats) for name in fns})
-    merges = {name: out for name, (_, out) in results.items()}
     row: dict = {
-        "subset_bytes": len(subset.encode("utf-8")),
-        "unique_words": len(words),
+        "subset_mb": len(subset.encode("utf-8")) / MB,
+        "unique_chunks": len(words),
         "merges": num_merges,
     }
-    row.update({f"{name}_s": round(sec, 4) for name, (sec, _) in results.items()})
-    row["identical_merges"] = all(m == merges["naive"] for m in merges.values())
-    for name in learners:
-        if name != "naive":
-            row[f"speedup_{name}"] = round(row["naive_s"] / row[f"{name}_s"], 1)
-    print("  " + ", ".join(f"{k}={x}" for k, x in row.items()), flush=True)
+    row["runs"] = max(5, repeats)  # the naive loop is the long run, timed once; the others are short
+    results = race(fns, {name: 1 if name == "naive" else row["runs"] for name in fns})
+    row.update({f"{name}_s": sec for name, (sec, _) in results.items()})
+    row["identical_merges"] = all(out == results["naive"][1] for _, out in results.values())
+    row.update({f"speedup_{name}": row["naive_s"] / row[f"{name}_s"] for name in learners if name != "naive"})
     return row
 
 
 # ---- 3. quality: bytes per token on held-out text ------------------------------------------------------
-def bench_quality(text: str, heldout: str, trained: dict[int, dict]) -> dict:
+def bench_quality(text: str, heldout: str, vocab_size: int, trained: dict) -> dict:
+    ours = trained.get("ours_c") or trained["ours_python"]
+    t0 = time.perf_counter()
+    hf = {"hf_file": trained["hf_file"], "hf_blocks": train_hf_blocks(text, vocab_size)}
+    row: dict = {"hf_blocks_train_s": time.perf_counter() - t0, "ours_vocab": ours.vocab_size}
     n_bytes = len(heldout.encode("utf-8"))
-    numbers: dict[str, dict] = {}
-    for v, toks in trained.items():
-        ours = toks.get("ours_c", toks["ours_python"])
-        t0 = time.perf_counter()
-        hf_blocks = train_hf_blocks(text, v)
-        row: dict = {"hf_blocks_train_s": round(time.perf_counter() - t0, 3)}
-        row["ours_vocab"] = ours.vocab_size
-        row["hf_vocab"] = toks["hf_file"].get_vocab_size()
-        row["ours"] = n_bytes / len(ours.encode_ordinary(heldout))
-        row["hf_file"] = n_bytes / len(toks["hf_file"].encode(heldout).ids)
-        row["hf_blocks"] = n_bytes / len(hf_blocks.encode(heldout).ids)
-        for name in ("hf_file", "hf_blocks"):
-            row[f"ours/{name}"] = row["ours"] / row[name]
-        row = {k: round(x, 4) if isinstance(x, float) else x for k, x in row.items()}
-        numbers[str(v)] = row
-        print(f"  vocab {v}: " + ", ".join(f"{k}={x}" for k, x in row.items()), flush=True)
-    return numbers
+    row["ours"] = n_bytes / len(ours.encode_ordinary(heldout))
+    for name, tok in hf.items():
+        row[f"{name}_vocab"] = tok.get_vocab_size()
+        row[name] = n_bytes / len(tok.encode(heldout).ids)
+        row[f"ours/{name}"] = row["ours"] / row[name]
+        hf_tokens = {str_to_bytes(t) for t in tok.get_vocab() if t != EOT}
+        row[f"shared_tokens_{name}"] = len(hf_tokens & ours.ranks.keys()) / len(ours.ranks)
+    return row
 
 
 # ---- 4. encoding MB/s, one thread ----------------------------------------------------------------------
@@ -236,107 +219,106 @@ def gpt2_tiktoken() -> tiktoken.Encoding:
         vocab_bpe_hash=gpt2.VOCAB_BPE_SHA256,
         encoder_json_hash=gpt2.ENCODER_JSON_SHA256,
     )
+    specials = {EOT: 50256}
     return tiktoken.Encoding(
-        name="gpt2",
-        pat_str=GPT2_PATTERN,
-        mergeable_ranks=ranks,
-        special_tokens={EOT: 50256},
-        explicit_n_vocab=50257,
+        "gpt2", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens=specials, explicit_n_vocab=50257
     )
 
 
 def bench_encoding(heldout: str, trained: scratchlm.Tokenizer, reference_bytes: int, repeats: int) -> dict:
     ours, tk = scratchlm.Tokenizer.gpt2(), gpt2_tiktoken()
-    mb = len(heldout.encode("utf-8")) / MB
     fns: dict[str, Callable[[], object]] = {
         "tiktoken": lambda: tk.encode_ordinary(heldout),
         "ours_encode_ordinary": lambda: ours.encode_ordinary(heldout),
         "ours_encode": lambda: ours.encode(heldout),
         "trained_encode_ordinary": lambda: trained.encode_ordinary(heldout),
     }
-    for fn in fns.values():  # warm up: builds the tiktoken objects on first use
+    for fn in fns.values():  # warm up: the first call builds each tokenizer's tiktoken core
         fn()
     results = race(fns, dict.fromkeys(fns, max(5, repeats)))
-    row: dict = {"heldout_mb": round(mb, 3)}
-    row.update({f"{name}_mb_s": round(mb / sec, 2) for name, (sec, _) in results.items()})
+    mb = len(heldout.encode("utf-8")) / MB
+    row: dict = {"heldout_mb": mb, "runs": max(5, repeats)}
+    row.update({f"{name}_mb_s": mb / sec for name, (sec, _) in results.items()})
     ids = {name: out for name, (_, out) in results.items()}
     row["ids_equal_tiktoken"] = ids["ours_encode_ordinary"] == ids["ours_encode"] == ids["tiktoken"]
     for name in ("ours_encode_ordinary", "ours_encode"):
-        row[f"{name}/tiktoken"] = round(row[f"{name}_mb_s"] / row["tiktoken_mb_s"], 3)
+        row[f"{name}/tiktoken"] = row[f"{name}_mb_s"] / row["tiktoken_mb_s"]
 
-    # The reference encoder caches chunk results per Tokenizer: a fresh object each repeat keeps it cold.
+    # The reference encoder caches chunk results per Tokenizer object: a fresh one per run starts it cold.
     piece = next(iter_text_blocks(heldout, reference_bytes))
-    ref = race(
-        {
-            "reference": lambda: scratchlm.Tokenizer(ours.ranks, ours.pattern, ours.special_tokens).encode(
-                piece, method="reference"
-            )
-        },
-        {"reference": repeats},
-    )["reference"]
-    row["reference_mb"] = round(len(piece.encode("utf-8")) / MB, 3)
-    row["reference_cold_cache_mb_s"] = round(len(piece.encode("utf-8")) / MB / ref[0], 3)
-    row["reference_ids_equal_fast"] = ref[1] == ours.encode(piece)
-    print("  " + ", ".join(f"{k}={x}" for k, x in row.items()), flush=True)
+    fresh = lambda: scratchlm.Tokenizer(ours.ranks, ours.pattern, ours.special_tokens)  # noqa: E731
+    times, ref_ids = [], None
+    for _ in range(repeats):
+        tok = fresh()
+        t0 = time.perf_counter()
+        ref_ids = tok.encode(piece, method="reference")
+        times.append(time.perf_counter() - t0)
+    row["reference_mb"] = len(piece.encode("utf-8")) / MB
+    row["reference_cold_cache_mb_s"] = row["reference_mb"] / statistics.median(times)
+    row["reference_ids_equal_fast"] = ref_ids == ours.encode(piece)
     return row
 
 
 # ---- report --------------------------------------------------------------------------------------------
-def print_table(cfg: dict, train: dict, merge: dict, quality: dict, enc: dict) -> None:
-    n = cfg["repeats"]
-    print(f"\n== 1. training, end to end from a {cfg['train_mb']} MB file: seconds (median of {n}) ==")
-    print(
-        f"{'vocab':>7} {'ours C':>8} {'ours Py':>8} {'HF':>8} {'C/HF':>6} {'Py/HF':>6}   goal C/HF <= 2, bar <= 3"
-    )
+def _table(title: str, rows: list[list], note: str) -> None:
+    cells = [[f"{x:.3f}" if isinstance(x, float) else str(x) for x in row] for row in rows]
+    widths = [max(len(c) for c in col) for col in zip(*cells)]
+    print(f"\n== {title} ==")
+    for row in cells:
+        print("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
+    print(note)
+
+
+def print_report(cfg: dict, train: dict, m: dict, quality: dict, enc: dict) -> None:
+    rows = [["vocab", "ours C s", "ours Python s", "HF s", "C/HF", "Python/HF", "C == Python"]]
     for v, r in train.items():
-        c, c_hf = r.get("ours_c", float("nan")), r.get("ours_c/hf", float("nan"))
-        print(
-            f"{v:>7} {c:8.2f} {r['ours_python']:8.2f} {r['hf_file']:8.2f} {c_hf:6.2f} {r['ours_python/hf']:6.2f}"
-        )
-    print(
-        f"\n== 2. merge loop on equal work ({merge['subset_bytes'] / MB:.2f} MB subset, {merge['unique_words']} unique"
-        f" chunks, {merge['merges']} merges; identical merges: {merge['identical_merges']}) =="
+        c = [r.get("ours_c_s", "-"), r.get("ours_c/hf", "-"), r.get("c_equals_python", "-")]
+        rows.append([v, c[0], r["ours_python_s"], r["hf_file_s"], c[1], r["ours_python/hf"], c[2]])
+    note = "goal C/HF <= 2, hard bar <= 3. HF trains on all cores; ours counts chunks on all cores."
+    _table(
+        f"1. training from a {cfg['train_mb']} MB file, end to end (median of {cfg['repeats']})", rows, note
     )
-    print(
-        f"naive {merge['naive_s']:.2f} s (1 run) | Python heap {merge['python_s']:.4f} s ({merge['speedup_python']}x)",
-        end="",
+
+    rows = [["learner", "seconds", "speedup vs naive", "runs"], ["naive", m["naive_s"], "1x", 1]]
+    for k in ("python", "c"):
+        if f"{k}_s" in m:
+            rows.append([k, m[f"{k}_s"], f"{m[f'speedup_{k}']:.0f}x", m["runs"]])
+    title = f"{m['merges']} merges over the {m['unique_chunks']} unique chunks of {m['subset_mb']:.2f} MB"
+    _table(
+        f"2. merge learning, equal work: {title}",
+        rows,
+        f"identical merges: {m['identical_merges']}; goal >= 50x",
     )
-    if "c_s" in merge:
-        print(f" | C {merge['c_s']:.4f} s ({merge['speedup_c']}x)", end="")
-    print("   goal >= 50x")
-    print(f"\n== 3. quality: bytes per token on {cfg['heldout_mb']} MB held-out text (higher is better) ==")
-    print(
-        f"{'vocab':>7} {'ours':>7} {'HF file':>8} {'HF blocks':>9} {'ours/file':>9} {'ours/blocks':>11}   need within 1%"
-    )
+
+    rows = [
+        ["vocab", "ours", "HF file", "HF blocks", "ours/HF file", "ours/HF blocks", "tokens shared w/ blocks"]
+    ]
     for v, r in quality.items():
-        print(
-            f"{v:>7} {r['ours']:7.3f} {r['hf_file']:8.3f} {r['hf_blocks']:9.3f} {r['ours/hf_file']:9.4f}"
-            f" {r['ours/hf_blocks']:11.4f}"
+        shared = f"{r['shared_tokens_hf_blocks']:.1%}"
+        rows.append(
+            [v, r["ours"], r["hf_file"], r["hf_blocks"], r["ours/hf_file"], r["ours/hf_blocks"], shared]
         )
-    print(
-        "  apples-to-apples: 'HF blocks' (train_from_iterator on the same ~1 MB blocks ours counted) sees the\n"
-        "  same chunks as ours; 'HF file' reads line by line, so it never sees chunks that span lines\n"
-        "  (newline + indentation) and cannot learn those tokens."
+    note = (
+        "need ours within 1% of HF. Apples-to-apples is 'HF blocks': train_from_iterator on the ~1 MB\n"
+        "blocks ours counts, so it sees the same chunks. 'HF file' reads the file line by line and never\n"
+        "sees chunks that span lines (newline + indentation), so it cannot learn those tokens."
     )
-    print(
-        f"\n== 4. encoding, one thread: MB/s on {enc['heldout_mb']} MB held-out (median of {max(5, n)}, alternating) =="
-    )
-    print(f"tiktoken gpt2 encode_ordinary       {enc['tiktoken_mb_s']:8.2f}")
+    _table(f"3. quality: bytes per token on {cfg['heldout_mb']} MB held-out (higher is better)", rows, note)
+
+    rows = [["encoder", "MB/s", "vs tiktoken"], ["tiktoken gpt2 encode_ordinary", enc["tiktoken_mb_s"], 1.0]]
     for name in ("ours_encode_ordinary", "ours_encode"):
-        label = f"ours gpt2 {name.removeprefix('ours_')}"
-        print(
-            f"{label:<36}{enc[f'{name}_mb_s']:8.2f}  ({enc[f'{name}/tiktoken']:.3f}x tiktoken, goal >= 0.9)"
-        )
-    print(
-        f"ours trained {cfg['vocab_sizes'][-1]} encode_ordinary{'':<8}{enc['trained_encode_ordinary_mb_s']:8.2f}"
+        rows.append([f"ours gpt2 {name[5:]}", enc[f"{name}_mb_s"], enc[f"{name}/tiktoken"]])
+    rows.append(
+        [f"ours trained {cfg['vocab_sizes'][-1]} encode_ordinary", enc["trained_encode_ordinary_mb_s"], "-"]
     )
-    print(
-        f"ours gpt2 reference (pure Python)   {enc['reference_cold_cache_mb_s']:8.3f}  on {enc['reference_mb']} MB,"
-        f" fresh Tokenizer per run (cold chunk cache), median of {n}"
+    rows.append(["ours gpt2 reference (pure Python) *", enc["reference_cold_cache_mb_s"], "-"])
+    note = (
+        f"goal >= 0.9x tiktoken. * on {enc['reference_mb']:.2f} MB, a fresh Tokenizer each run (its chunk"
+        f" cache starts cold), median of {cfg['repeats']}.\nids equal: fast == encode == tiktoken:"
+        f" {enc['ids_equal_tiktoken']}; reference == fast: {enc['reference_ids_equal_fast']}"
     )
-    print(
-        f"ids: fast == encode == tiktoken: {enc['ids_equal_tiktoken']}; reference == fast: {enc['reference_ids_equal_fast']}"
-    )
+    title = f"{enc['heldout_mb']:.2f} MB held-out (median of {enc['runs']}, alternating order)"
+    _table(f"4. encoding, one thread, {title}", rows, note)
 
 
 def run_info() -> dict:
@@ -347,17 +329,17 @@ def run_info() -> dict:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
 
-    versions = {}
-    for pkg in ("scratchlm", "torch", "tiktoken", "tokenizers", "regex"):
+    def version(pkg: str) -> str | None:
         try:
-            versions[pkg] = metadata.version(pkg)
+            return metadata.version(pkg)
         except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+            return None
+
+    modified = git("status", "--porcelain", "--untracked-files=no")
     return {
         "bench": "bench_tokenizer",
         "commit": git("rev-parse", "HEAD") or "unknown",
-        "tracked_files_modified": None if dirty is None else bool(dirty),
+        "tracked_files_modified": None if modified is None else bool(modified),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "cpu_count": os.cpu_count(),
@@ -365,12 +347,12 @@ def run_info() -> dict:
             "processor": platform.processor(),
         },
         "python": platform.python_version(),
-        "versions": versions,
+        "versions": {pkg: version(pkg) for pkg in ("scratchlm", "torch", "tiktoken", "tokenizers", "regex")},
         "bpe_core": available_core(),
     }
 
 
-def parse_args() -> argparse.Namespace:
+def parse_config() -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", type=Path, default=os.environ.get("SCRATCHLM_DATA_DIR"))
     p.add_argument("--mb", type=float, help="training corpus size in MB (default 30; --quick: 3)")
@@ -382,64 +364,56 @@ def parse_args() -> argparse.Namespace:
         args.data_dir = ROOT.parent / "shared" / "data"
     if args.data_dir is not None and not args.data_dir.is_dir():
         p.error(f"--data-dir {args.data_dir}: not a directory")
-    return args
-
-
-def main() -> None:
-    args = parse_args()
     q = args.quick
-    cfg = {
+    return {
         "quick": q,
         "mb": args.mb or (3 if q else 30),
         "vocab_sizes": args.vocab_sizes or ([1024] if q else [8192, 32768]),
         "repeats": args.repeats or (1 if q else 3),
-        "heldout_target_mb": 1 if q else 3,
-        "naive_subset_mb": 0.25 if q else 1,
-        "naive_merges": 64 if q else 256,
-        "reference_mb": 0.1 if q else 0.3,
         "data_dir": str(args.data_dir) if args.data_dir else None,
+        "heldout_target_mb": 1 if q else 3,
+        "merge_loop": {"subset_mb": 0.25 if q else 1, "merges": 64 if q else 512},
+        "reference_mb": 0.1 if q else 0.3,
     }
-    text, heldout, sizes = build_corpus(
-        int(cfg["mb"] * MB), int(cfg["heldout_target_mb"] * MB), args.data_dir
-    )
+
+
+def main() -> None:
+    cfg = parse_config()
+    data_dir = Path(cfg["data_dir"]) if cfg["data_dir"] else None
+    text, heldout, sizes = build_corpus(int(cfg["mb"] * MB), int(cfg["heldout_target_mb"] * MB), data_dir)
+    if EOT in heldout:
+        raise SystemExit(f"the held-out text spells {EOT!r}: it would not be plain text for every encoder")
     cfg["train_mb"] = round(sum(sizes.values()) / MB, 2)
     cfg["train_mb_by_source"] = {k: round(x / MB, 2) for k, x in sizes.items()}
     cfg["heldout_mb"] = round(len(heldout.encode("utf-8")) / MB, 2)
-    if EOT in heldout:
-        raise SystemExit(f"held-out text spells {EOT!r}: bytes/token would not compare plain text")
     cfg["eot_in_training_text"] = text.count(EOT)
     print(
-        f"corpus: {cfg['train_mb']} MB training {cfg['train_mb_by_source']}, {cfg['heldout_mb']} MB held-out"
+        f"corpus: {cfg['train_mb']} MB training {cfg['train_mb_by_source']}; {cfg['heldout_mb']} MB held-out"
     )
 
+    train, quality = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.txt"
         path.write_text(text, encoding="utf-8")
-        print("1. training wall time", flush=True)
-        train, trained = bench_training(path, cfg["vocab_sizes"], cfg["repeats"])
-    print("2. merge loop vs naive", flush=True)
-    merge = bench_merge_loop(text, int(cfg["naive_subset_mb"] * MB), cfg["naive_merges"], cfg["repeats"])
-    print("3. quality", flush=True)
-    quality = bench_quality(text, heldout, trained)
-    print("4. encoding", flush=True)
-    big = trained[cfg["vocab_sizes"][-1]]
-    enc = bench_encoding(
-        heldout, big.get("ours_c", big["ours_python"]), int(cfg["reference_mb"] * MB), cfg["repeats"]
+        for v in cfg["vocab_sizes"]:
+            print(f"training and quality, vocab {v} ...", flush=True)
+            train[v], trained = bench_training(path, v, cfg["repeats"])
+            quality[v] = bench_quality(text, heldout, v, trained)
+    print("merge loop vs naive ...", flush=True)
+    merge = bench_merge_loop(
+        text, int(cfg["merge_loop"]["subset_mb"] * MB), cfg["merge_loop"]["merges"], cfg["repeats"]
     )
-    print_table(cfg, train, merge, quality, enc)
+    print("encoding ...", flush=True)
+    last = trained.get("ours_c") or trained["ours_python"]
+    enc = bench_encoding(heldout, last, int(cfg["reference_mb"] * MB), cfg["repeats"])
+    print_report(cfg, train, merge, quality, enc)
 
-    record = {
-        **run_info(),
-        "config": cfg,
-        "training_s": train,
-        "merge_loop": merge,
-        "bytes_per_token": quality,
-        "encoding": enc,
-    }
+    numbers = {"training": train, "merge_loop": merge, "bytes_per_token": quality, "encoding": enc}
+    record = {**run_info(), "config": cfg, **numbers}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
-    print(f"\nappended to {RESULTS.relative_to(ROOT)}")
+    print(f"\nappended one line to {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

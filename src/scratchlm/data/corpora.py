@@ -26,8 +26,8 @@ def stdlib_files(max_bytes: int, skip_bytes: int = 0) -> list[Path]:
             path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        seen += size
-        if seen <= skip_bytes:
+        start, seen = seen, seen + size
+        if start < skip_bytes:  # a file that starts before the cut belongs to the earlier range
             continue
         files.append(path)
         taken += size

@@ -48,7 +48,10 @@ def clean_surrogates(text: str) -> str:
 
 
 class Tokenizer:
-    """Byte-level BPE: `ranks` maps every mergeable token's bytes to its id (its merge priority)."""
+    """Byte-level BPE: `ranks` maps every mergeable token's bytes to its id (its merge priority).
+
+    Treat an instance as immutable: the decoder and the tiktoken encoding are derived from `ranks` once
+    (and `Tokenizer.gpt2()` returns one shared instance). To change a vocabulary, build a new Tokenizer."""
 
     def __init__(
         self,
@@ -106,7 +109,10 @@ class Tokenizer:
         method: Literal["fast", "reference"] = "fast",
     ) -> list[int]:
         """Text to ids. Special-token text raises unless allowed; pass `disallowed_special=()` to encode
-        it as plain text instead (what servers must do with user input)."""
+        it as plain text instead (what servers must do with user input).
+
+        The reference method caches each distinct chunk's ids on this object (up to 65,536 chunks), so it
+        speeds up as it sees repeated words; ids never depend on the cache."""
         text = clean_surrogates(text)
         allowed = self._check_specials(text, allowed_special, disallowed_special)
         if method == "fast":
@@ -126,6 +132,8 @@ class Tokenizer:
 
     def encode_ordinary(self, text: str, method: Literal["fast", "reference"] = "fast") -> list[int]:
         """Encode all text as plain text: special-token strings become ordinary tokens."""
+        if method == "fast":
+            return self.tiktoken.encode_ordinary(clean_surrogates(text))
         return self.encode(text, disallowed_special=(), method=method)
 
     def encode_batch(

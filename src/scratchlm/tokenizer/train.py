@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from typing import Literal
 
@@ -96,7 +96,7 @@ def train_bpe(
         bar.update(1)
         return len(vocab) - 1
 
-    learn = _pick_core(core)
+    learn = merge_learner(core)
     try:
         # Merges that re-spell an existing token add no id, so allow more merges than ids; the callback
         # stops the loop when the vocabulary is full.
@@ -111,14 +111,18 @@ def train_bpe(
     return Tokenizer(ranks, pattern, special_ids, name=name)
 
 
-def _pick_core(core: Core):
+def merge_learner(
+    core: Core = "auto",
+) -> Callable[[Mapping[bytes, int], int, bpe.NewToken, int], list[bpe.Pair]]:
+    """The merge loop as `learn(words, num_merges, new_token, min_frequency)`: the C core or pure Python,
+    which return identical merges ("auto" prefers C when it was built)."""
     if core == "python" or (core == "auto" and _bpe_core is None):
         return bpe.learn_merges
     if core in ("c", "auto"):
         if _bpe_core is None:
             raise ScratchLMError("the compiled BPE core is not built (reinstall with a C compiler)")
 
-        def learn_c(words, num_merges, new_token, min_frequency):
+        def learn_c(words, num_merges, new_token, min_frequency=2):
             return _bpe_core.learn_merges(
                 list(words), list(words.values()), num_merges, new_token, min_frequency
             )
