@@ -32,7 +32,8 @@ import scratchlm
 from scratchlm.data.corpora import stdlib_files
 from scratchlm.tokenizer import EOT, GPT2_PATTERN, bpe, gpt2
 from scratchlm.tokenizer.byte_alphabet import str_to_bytes
-from scratchlm.tokenizer.pretokenize import count_chunks, iter_text_blocks
+from scratchlm.tokenizer.corpus import iter_text_blocks
+from scratchlm.tokenizer.pretokenize import count_chunks
 from scratchlm.tokenizer.train import available_core, merge_learner
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,14 +10,7 @@ from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 from scratchlm.data.corpora import stdlib_files
 from scratchlm.tokenizer import GPT2_PATTERN, Tokenizer, train_bpe
 from scratchlm.tokenizer.gpt2 import ENCODER_JSON_SHA256, VOCAB_BPE_SHA256, gpt2_files
-
-# Varied text written for the tests: prose, code, numbers, whitespace runs, unicode, a contraction.
-SAMPLE_TEXT = """The quick brown fox doesn't jump; it'll wait.   Numbers: 3.14159, 2024-11-30, 1234567890.
-def tokenize(text: str) -> list[int]:
-    \"\"\"Return ids.\"\"\"\t# tab
-    return [ord(c) for c in text]\r\n
-naïve café — «quotes» 日本語のテキスト 한국어 Ελληνικά русский 🤖🎉👍🏽 e\u0301 \u00a0nbsp\u2028sep
-        trailing spaces    \n\n\n"""
+from tests.strategies import SAMPLE_TEXT
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,16 @@
-"""Hypothesis strategies for text that stresses tokenizers."""
+"""Texts that stress tokenizers: a fixed sample and hypothesis strategies."""
 
 from __future__ import annotations
 
 from hypothesis import strategies as st
+
+# Varied text written for the tests: prose, code, numbers, whitespace runs, unicode, a contraction.
+SAMPLE_TEXT = """The quick brown fox doesn't jump; it'll wait.   Numbers: 3.14159, 2024-11-30, 1234567890.
+def tokenize(text: str) -> list[int]:
+    \"\"\"Return ids.\"\"\"\t# tab
+    return [ord(c) for c in text]\r\n
+naïve café — «quotes» 日本語のテキスト 한국어 Ελληνικά русский 🤖🎉👍🏽 e\u0301 \u00a0nbsp\u2028sep
+        trailing spaces    \n\n\n"""
 
 FRAGMENTS = [
     "🤖",

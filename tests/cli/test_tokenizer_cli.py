@@ -146,3 +146,52 @@ def test_module_entry_point():
         stdin=subprocess.DEVNULL,
     )
     assert result.stdout.split() == ["31373", "995"]
+
+
+def test_special_token_cli_message_and_text_mode(capsys):
+    assert main(["tokenizer", "encode", "a<|endoftext|>"]) == 2
+    assert "--special-as-text" in capsys.readouterr().err
+    assert main(["tokenizer", "encode", "a<|endoftext|>", "--special-as-text"]) == 0
+    assert "50256" not in capsys.readouterr().out.split()
+
+
+def test_stdin_must_be_utf8(monkeypatch, capsys):
+    import io
+
+    class FakeStdin(io.TextIOWrapper):
+        def isatty(self):
+            return False
+
+    monkeypatch.setattr(sys, "stdin", FakeStdin(io.BytesIO(b"a\xffb")))
+    assert main(["tokenizer", "encode"]) == 2
+    assert "stdin: not valid UTF-8 (byte offset 1)" in capsys.readouterr().err
+
+
+def test_show_survives_undecodable_argv_and_wide_characters(capsys):
+    assert main(["tokenizer", "show", "a\udcffb 日本", "--color", "never"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "\ufffd" in lines[0]
+    assert render_tokens(["日本"], [1], color=False, width=80).splitlines() == ["日本|", "1"]
+
+
+def test_bad_output_path_fails_before_training(tmp_path, corpus, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["tokenizer", "train", "-i", str(corpus), "-o", str(tmp_path / "file" / "out"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("scratchlm: error: ") and err.count("\n") == 1
+
+
+def test_tiktoken_file_needs_a_pattern(trained_dir, capsys):
+    ranks = str(trained_dir / "mytok.tiktoken")
+    assert main(["tokenizer", "encode", "-t", ranks, "hello"]) == 2
+    assert "holds ranks only" in capsys.readouterr().err
+    assert main(["tokenizer", "encode", "-t", ranks, "--pattern", "gpt4", "hello world"]) == 0
+    from_ranks = capsys.readouterr().out
+    assert main(["tokenizer", "encode", "-t", str(trained_dir), "hello world"]) == 0
+    assert capsys.readouterr().out == from_ranks
+
+
+@pytest.mark.parametrize("ids", [["[1.7, true]"], ["-1"], ["1", "2.5"]])
+def test_decode_rejects_non_integers_and_bad_ids(capsys, ids):
+    assert main(["tokenizer", "decode", *ids]) == 2
+    assert capsys.readouterr().err.startswith("scratchlm: error: ")

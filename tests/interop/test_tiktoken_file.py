@@ -8,7 +8,7 @@ from tiktoken.load import load_tiktoken_bpe
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.interop.tiktoken_file import load_tiktoken_ranks, save_tiktoken_ranks
-from tests.conftest import SAMPLE_TEXT
+from tests.strategies import SAMPLE_TEXT
 
 
 def test_tiktoken_reads_our_file(tmp_path, gpt2, tiktoken_gpt2):

@@ -20,13 +20,21 @@ def test_save_writes_every_format_and_each_loads(tmp_path, trained):
         assert load_tokenizer(spec).ranks == trained.ranks
     ranks_file = tmp_path / "tok" / f"{trained.name}.tiktoken"
     assert load_tokenizer(ranks_file, pattern="gpt4").encode("hi there") == trained.encode("hi there")
+    with pytest.raises(ScratchLMError, match="holds ranks only"):
+        load_tokenizer(ranks_file)
 
 
 def test_gpt2_by_name_and_by_data_gym_directory(tmp_path, gpt2):
     assert load_tokenizer("gpt2") is gpt2 or load_tokenizer("gpt2").ranks == gpt2.ranks
-    for f in gpt2_files():
-        shutil.copy(f, tmp_path)
+    encoder, bpe = gpt2_files()
+    shutil.copy(encoder, tmp_path)
+    shutil.copy(bpe, tmp_path)
     assert load_tokenizer(tmp_path).ranks == gpt2.ranks
+    hf_names = tmp_path / "hf"
+    hf_names.mkdir()
+    shutil.copy(encoder, hf_names / "vocab.json")  # GPT2Tokenizer's names for the same two files
+    shutil.copy(bpe, hf_names / "merges.txt")
+    assert load_tokenizer(hf_names).ranks == gpt2.ranks
 
 
 def test_word_tokenizer(tmp_path):
@@ -44,7 +52,7 @@ def test_errors(tmp_path):
     with pytest.raises(ScratchLMError, match="not a tokenizer file"):
         load_tokenizer(tmp_path / "x.json")
     (tmp_path / "y.json").write_bytes(b"\xff\xfe")
-    with pytest.raises(ScratchLMError, match="not a tokenizer JSON"):
+    with pytest.raises(ScratchLMError, match="not a JSON file"):
         load_tokenizer(tmp_path / "y.json")
     (tmp_path / "file").write_text("")
     with pytest.raises(ScratchLMError, match="not a directory"):

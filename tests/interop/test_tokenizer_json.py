@@ -13,8 +13,7 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.interop.tokenizer_json import from_tokenizer_json, load_tokenizer_json, save_tokenizer_json
 from scratchlm.tokenizer import EOT, GPT4_PATTERN
 from scratchlm.tokenizer.gpt2 import gpt2_files
-from tests.conftest import SAMPLE_TEXT
-from tests.strategies import tricky_text
+from tests.strategies import SAMPLE_TEXT, tricky_text
 
 tokenizers = pytest.importorskip("tokenizers")
 transformers = pytest.importorskip("transformers")
@@ -99,3 +98,29 @@ def test_gpt4_pattern_round_trips_through_the_hf_dialect(exported):
     data = json.loads((d / "tokenizer.json").read_text())
     assert "{1,3}+" not in json.dumps(data)  # not possessive in Oniguruma
     assert from_tokenizer_json(data).pattern == GPT4_PATTERN
+
+
+@pytest.mark.parametrize("pattern", [r"\p{L}+|\s+|[^\s\p{L}]+", r"\p{L}{1,4}+|\p{N}{2}|\s+|\S"])
+def test_custom_patterns_export_with_identical_ids(tmp_path, stdlib_text, pattern):
+    from scratchlm.tokenizer import train_bpe
+
+    tok = train_bpe(stdlib_text[:100_000], 400, pattern=pattern)
+    save_tokenizer_json(tok, tmp_path)
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    text = stdlib_text[100_000:120_000] + SAMPLE_TEXT
+    assert hf.encode(text).ids == tok.encode_ordinary(text)
+
+
+def test_import_refuses_steps_it_cannot_reproduce(exported):
+    _, _, _, d = exported["gpt2-split"]
+    data = json.loads((d / "tokenizer.json").read_text())
+    for change, message in (
+        ({"normalizer": {"type": "NFC"}}, "normalizers"),
+        ({"model": data["model"] | {"byte_fallback": True}}, "byte_fallback"),
+        (
+            {"post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": EOT}}]}},
+            "post-processor",
+        ),
+    ):
+        with pytest.raises(ScratchLMError, match=message):
+            from_tokenizer_json(data | change)

@@ -10,8 +10,7 @@ from hypothesis import given, settings
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.tokenizer import EOT, DisallowedSpecialTokenError, StreamDecoder, Tokenizer
-from tests.conftest import SAMPLE_TEXT
-from tests.strategies import tricky_text
+from tests.strategies import SAMPLE_TEXT, tricky_text
 
 # ---- GPT-2 is exact ----------------------------------------------------------------------------------
 
@@ -180,3 +179,46 @@ def test_constructor_checks(gpt2):
         Tokenizer({b"a": 0}, gpt2.pattern)
     with pytest.raises(ScratchLMError, match="reuses id"):
         Tokenizer(gpt2.ranks, gpt2.pattern, {EOT: 5})
+
+
+@pytest.mark.parametrize(
+    ("specials", "message"),
+    [
+        ([""], "non-empty"),
+        (["\ud800"], "lone surrogate"),
+        (["<|a|>", "<|a|>b"], "is part of special token"),
+        ("<|x|>", "a list of strings"),
+    ],
+)
+def test_special_tokens_are_checked(stdlib_text, specials, message):
+    from scratchlm.tokenizer import train_bpe
+
+    with pytest.raises(ScratchLMError, match=message):
+        train_bpe(stdlib_text[:1000], 300, special_tokens=specials)
+
+
+def test_capturing_groups_are_refused(gpt2):
+    with pytest.raises(ScratchLMError, match="capturing groups"):
+        Tokenizer(gpt2.ranks, r"(\w+)\s*")
+
+
+def test_malformed_tokenizer_files(tmp_path, trained):
+    for data, message in (
+        ({"format": "scratchlm-bpe", "version": 1, "vocab": {}}, "lacks"),
+        ({"format": "scratchlm-bpe", "version": 1, "pattern": "x", "vocab": []}, "must map"),
+    ):
+        (tmp_path / "t.json").write_text(json.dumps(data))
+        with pytest.raises(ScratchLMError, match=message):
+            Tokenizer.load(tmp_path / "t.json")
+
+
+def test_huge_tokens_have_a_fingerprint():
+    from scratchlm.tokenizer import train_bpe
+
+    tok = train_bpe(["=" * 140_000] * 2, 300, special_tokens=[], min_frequency=1)
+    assert len(tok.fingerprint) == 64 and tok.encode("abc")
+
+
+def test_decode_bad_id_from_an_iterator(gpt2):
+    with pytest.raises(ScratchLMError, match="not in this tokenizer"):
+        gpt2.decode(iter([1, 10**9]))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from scratchlm.errors import ScratchLMError
-from scratchlm.tokenizer import EOT, GPT4_PATTERN, train_bpe
-from scratchlm.tokenizer import pretokenize as pre
+from scratchlm.tokenizer import EOT, GPT4_PATTERN, corpus, train_bpe
+from scratchlm.tokenizer.pretokenize import count_chunks
 from scratchlm.tokenizer.train import available_core
 
 
@@ -38,11 +38,10 @@ def test_files_texts_blocks_and_workers_agree(tmp_path, stdlib_text, monkeypatch
     path.write_text(stdlib_text, encoding="utf-8")
     from_text = train_bpe(stdlib_text, 600)
     # Force tiny blocks and the process pool, so cutting and merging of counts are exercised.
-    monkeypatch.setattr(pre, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(corpus, "PARALLEL_MIN_BYTES", 0)
     from_files = train_bpe(files=[path], vocab_size=600, workers=2)
-    assert pre.count_chunks_in_files([path], GPT4_PATTERN, workers=2, block_bytes=4096) == pre.count_chunks(
-        [stdlib_text], GPT4_PATTERN
-    )
+    counted = corpus.count_chunks_in_files([path], GPT4_PATTERN, workers=2, block_bytes=4096)
+    assert counted == count_chunks([stdlib_text], GPT4_PATTERN)
     assert from_files.ranks == from_text.ranks
 
 
@@ -111,7 +110,7 @@ def test_quality_equals_hf_tokenizers_on_the_same_documents(stdlib_text):
         special_tokens=[EOT],
         show_progress=False,
     )
-    hf.train_from_iterator(list(pre.iter_text_blocks(train, 1 << 16)), trainer)
+    hf.train_from_iterator(list(corpus.iter_text_blocks(train, 1 << 16)), trainer)
     n_bytes = len(held_out.encode())
     ours_bpt = n_bytes / len(ours.encode_ordinary(held_out))
     hf_bpt = n_bytes / len(hf.encode(held_out).ids)

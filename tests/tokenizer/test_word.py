@@ -66,8 +66,9 @@ def test_save_load_and_errors(tmp_path):
     assert loaded.id_to_token == tok.id_to_token
     with pytest.raises(ScratchLMError, match="no words"):
         WordTokenizer.build("   ")
-    with pytest.raises(ScratchLMError, match="out of range"):
-        tok.decode([10_000])
+    for bad in ([10_000], [-1], [1.5]):
+        with pytest.raises(ScratchLMError, match="not in this tokenizer"):
+            tok.decode(bad)
     (tmp_path / "bad.json").write_text('{"format": "other"}')
     with pytest.raises(ScratchLMError, match="not a scratchlm word tokenizer"):
         WordTokenizer.load(tmp_path / "bad.json")

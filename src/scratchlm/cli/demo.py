@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
         if args.max_mb <= 0:
             raise ScratchLMError("--max-mb must be positive")
         train_files = stdlib_files(int(args.max_mb * 1e6))
-        held_files = stdlib_files(1_000_000, skip_bytes=sum(p.stat().st_size for p in train_files))
+        try:
+            held_files = stdlib_files(1_000_000, skip_bytes=sum(p.stat().st_size for p in train_files))
+        except ScratchLMError:  # --max-mb took the whole library: hold out its last tenth instead
+            cut = max(1, len(train_files) // 10)
+            train_files, held_files = train_files[:-cut], train_files[-cut:]
         train_texts, held_out = _read(train_files), _read(held_files)
         source = (
             f"the Python standard library's sources "

@@ -1,43 +1,69 @@
-"""Entry point and the table of subcommands. Errors a user caused print one line and exit 2."""
+"""Entry point and the table of subcommands. Errors a user caused print one line and exit 2.
+
+Only the chosen subcommand's module is imported, so `scratchlm tokenizer …` starts without loading torch.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from scratchlm import __version__
-from scratchlm.cli import demo, tokenizer
 from scratchlm.errors import ScratchLMError
 
 # name -> (module with add_arguments/run, one-line help). Groups (like `tokenizer`) add their own verbs.
 COMMANDS = {
-    "tokenizer": (tokenizer, "train, encode, decode, inspect tokenizers (train|encode|decode|stats|show)"),
-    "demo": (demo, "the main job on offline data: train a tokenizer and show what it does"),
+    "tokenizer": (
+        "scratchlm.cli.tokenizer",
+        "train, encode, decode, inspect tokenizers (train|encode|decode|stats|show)",
+    ),
+    "data": (
+        "scratchlm.cli.data",
+        "token shards for training, and the sliding-window demo (prepare|info|windows)",
+    ),
+    "generate": (
+        "scratchlm.cli.generate",
+        "continue a prompt with a model (a directory or a Hub name such as gpt2)",
+    ),
+    "export": ("scratchlm.cli.export", "write a model directory in Hugging Face's format (or ours)"),
+    "demo": ("scratchlm.cli.demo", "the main job on offline data: train a tokenizer and show what it does"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scratchlm", description="GPT-style language models built from scratch."
     )
     parser.add_argument("--version", action="version", version=f"scratchlm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            importlib.import_module(module).add_arguments(command)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.run(args) or 0
     except ScratchLMError as exc:
-        print(f"scratchlm: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
+    except OSError as exc:  # a path the user gave cannot be read or written
+        if isinstance(exc, BrokenPipeError):  # e.g. `scratchlm tokenizer encode ... | head`
+            sys.stderr.close()
+            return 0
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         print("scratchlm: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # e.g. `scratchlm tokenizer encode ... | head`
-        sys.stderr.close()
-        return 0
+
+
+def _fail(message: str) -> int:
+    print(f"scratchlm: error: {message}", file=sys.stderr)
+    return 2

@@ -9,13 +9,22 @@ import re
 import shutil
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
-from scratchlm.tokenizer import EOT, PATTERNS, Tokenizer, WordTokenizer, train_bpe
-from scratchlm.tokenizer.pretokenize import expand_inputs, plan_blocks, read_block
+from scratchlm.tokenizer import (
+    EOT,
+    PATTERNS,
+    DisallowedSpecialTokenError,
+    Tokenizer,
+    WordTokenizer,
+    train_bpe,
+)
+from scratchlm.tokenizer.corpus import expand_inputs, plan_blocks, read_block
 from scratchlm.tokenizer.stats import measure
+from scratchlm.tokenizer.tokenizer import clean_surrogates
 from scratchlm.tokenizer.train import available_core
 
 
@@ -54,7 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = verbs.add_parser("encode", help="text to ids")
     _add_tokenizer_flag(p)
     _add_text_flags(p)
-    p.add_argument("--allow-special", action="store_true", help="encode special-token text as special tokens")
+    specials = p.add_mutually_exclusive_group()
+    specials.add_argument(
+        "--allow-special", action="store_true", help="special-token text becomes special tokens"
+    )
+    specials.add_argument(
+        "--special-as-text", action="store_true", help="special-token text is encoded as text"
+    )
     p.add_argument("--method", choices=["fast", "reference"], default="fast")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(run=run_encode)
@@ -69,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--input", "-i", nargs="+", required=True, metavar="PATH", help="files, directories or globs"
     )
-    p.add_argument("--top", type=int, default=10, help="show the N most frequent tokens")
+    p.add_argument("--top", type=_non_negative, default=10, help="show the N most frequent tokens")
     p.set_defaults(run=run_stats)
 
     p = verbs.add_parser("show", help="token boundaries in colour, ids beneath")
@@ -83,6 +98,16 @@ def _add_tokenizer_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tokenizer", "-t", default="gpt2", help="'gpt2', a tokenizer directory or file (default gpt2)"
     )
+    p.add_argument(
+        "--pattern", default=None, help="split pattern of a .tiktoken ranks file (gpt2, gpt4, regex)"
+    )
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return number
 
 
 def _add_text_flags(p: argparse.ArgumentParser) -> None:
@@ -94,23 +119,34 @@ def _read_text(args: argparse.Namespace) -> str:
     if args.text is not None and args.file:
         raise ScratchLMError("give the text or --file, not both")
     if args.text is not None:
-        return args.text
+        return clean_surrogates(args.text)  # undecodable bytes in argv arrive as lone surrogates
     if args.file:
         path = Path(args.file)
+        if path.is_dir():
+            raise ScratchLMError(f"{path}: is a directory")
         if not path.is_file():
             raise ScratchLMError(f"{path}: no such file")
-        try:
-            return path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ScratchLMError(f"{path}: not valid UTF-8 (byte offset {exc.start})") from None
+        return _utf8(path.read_bytes(), str(path))
     if sys.stdin is None or sys.stdin.isatty():
         raise ScratchLMError("no text: give it as an argument, with --file, or on stdin")
-    return sys.stdin.read()
+    return _utf8(sys.stdin.buffer.read(), "stdin")
+
+
+def _utf8(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScratchLMError(f"{where}: not valid UTF-8 (byte offset {exc.start})") from None
+
+
+def _load(args: argparse.Namespace) -> Tokenizer | WordTokenizer:
+    return load_tokenizer(args.tokenizer, pattern=args.pattern)
 
 
 def run_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)  # fail on a bad output path before training, not after
     if args.kind == "word":
         files = expand_inputs(args.input)
         texts = [read_block(b) for f in files for b in plan_blocks(f)]
@@ -144,12 +180,23 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    tok = load_tokenizer(args.tokenizer)
+    tok = _load(args)
     text = _read_text(args)
     if isinstance(tok, WordTokenizer):
         ids = tok.encode(text)
     else:
-        ids = tok.encode(text, allowed_special="all" if args.allow_special else (), method=args.method)
+        try:
+            ids = tok.encode(
+                text,
+                allowed_special="all" if args.allow_special else (),
+                disallowed_special=() if args.special_as_text else "all",
+                method=args.method,
+            )
+        except DisallowedSpecialTokenError as exc:
+            raise ScratchLMError(
+                f"the text contains the special token {exc.token!r}: pass --allow-special to encode it "
+                "as that token, or --special-as-text to encode it as plain text"
+            ) from None
     print(json.dumps(ids) if args.json else " ".join(map(str, ids)))
     return 0
 
@@ -165,13 +212,16 @@ def parse_ids(items: list[str]) -> list[int]:
     else:
         ids = [part for part in re.split(r"[\s,]+", raw) if part]
     try:
-        return [int(i) for i in ids]
+        parsed = [i if isinstance(i, int) and not isinstance(i, bool) else int(str(i), 10) for i in ids]
     except (TypeError, ValueError):
-        raise ScratchLMError("ids must be integers, separated by spaces or commas, or a JSON list") from None
+        parsed = None
+    if parsed is None or not isinstance(ids, list):
+        raise ScratchLMError("ids must be integers, separated by spaces or commas, or a JSON list")
+    return parsed
 
 
 def run_decode(args: argparse.Namespace) -> int:
-    tok = load_tokenizer(args.tokenizer)
+    tok = _load(args)
     if not args.ids and (sys.stdin is None or sys.stdin.isatty()):
         raise ScratchLMError("no ids: give them as arguments or on stdin")
     ids = parse_ids(args.ids or [sys.stdin.read()])
@@ -180,7 +230,7 @@ def run_decode(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    tok = load_tokenizer(args.tokenizer)
+    tok = _load(args)
     files = expand_inputs(args.input)
     texts = [read_block(b) for f in files for b in plan_blocks(f)]
     start = time.perf_counter()
@@ -209,6 +259,13 @@ def _piece(tok: Tokenizer | WordTokenizer, token_id: int) -> str:
 COLORS = [153, 223, 194, 218, 187, 152]  # pale 256-colour backgrounds, readable with black text
 
 
+def display_width(text: str) -> int:
+    """Terminal columns: wide (CJK, most emoji) characters take two, combining marks none."""
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text
+    )
+
+
 def render_tokens(pieces: list[str], ids: list[int], color: bool, width: int) -> str:
     """Lay tokens out in columns with their ids beneath, wrapping at `width`."""
     lines: list[str] = []
@@ -217,17 +274,16 @@ def render_tokens(pieces: list[str], ids: list[int], color: bool, width: int) ->
     used = 0
     for n, (piece, token_id) in enumerate(zip(pieces, ids)):
         shown = piece.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-        cell = max(len(shown), len(str(token_id)))
+        pad = max(display_width(shown), len(str(token_id))) - display_width(shown)
+        cell = display_width(shown) + pad
         if used and used + cell + 1 > width:
             lines += ["".join(top), "".join(bottom)]
             top, bottom, used = [], [], 0
         if color:
-            top.append(
-                f"\x1b[30;48;5;{COLORS[n % len(COLORS)]}m{shown}\x1b[0m" + " " * (cell - len(shown) + 1)
-            )
+            top.append(f"\x1b[30;48;5;{COLORS[n % len(COLORS)]}m{shown}\x1b[0m" + " " * (pad + 1))
             bottom.append(f"\x1b[2m{token_id:<{cell}}\x1b[0m ")
         else:
-            top.append(f"{shown:<{cell}}|")
+            top.append(shown + " " * pad + "|")
             bottom.append(f"{token_id:<{cell}} ")
         used += cell + 1
     if top:
@@ -236,7 +292,7 @@ def render_tokens(pieces: list[str], ids: list[int], color: bool, width: int) ->
 
 
 def run_show(args: argparse.Namespace) -> int:
-    tok = load_tokenizer(args.tokenizer)
+    tok = _load(args)
     text = _read_text(args)
     if isinstance(tok, WordTokenizer):
         ids = tok.encode(text)

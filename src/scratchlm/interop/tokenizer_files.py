@@ -6,11 +6,11 @@ A spec is "gpt2", a directory, or a file: our JSON (BPE or word), an HF tokenize
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from scratchlm.errors import ScratchLMError
+from scratchlm.files import read_json
 from scratchlm.interop.tiktoken_file import load_tiktoken_ranks, save_tiktoken_ranks
 from scratchlm.interop.tokenizer_json import from_tokenizer_json, save_tokenizer_json
 from scratchlm.tokenizer import Tokenizer, WordTokenizer
@@ -19,10 +19,20 @@ from scratchlm.tokenizer.gpt2 import load_data_gym
 OWN_FILE = "scratchlm_tokenizer.json"
 
 AnyTokenizer = Tokenizer | WordTokenizer
+# GPT-2's file pair under OpenAI's names and under HF's (GPT2Tokenizer's vocab.json + merges.txt).
+DATA_GYM_PAIRS = (("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt"))
 
 
-def load_tokenizer(spec: str | os.PathLike, pattern: str = "gpt2") -> AnyTokenizer:
-    """Load a tokenizer from a name ("gpt2"), a directory or a file; `pattern` applies to .tiktoken files."""
+def has_tokenizer(directory: Path) -> bool:
+    """Whether a directory holds tokenizer files that `load_tokenizer` reads."""
+    if any((directory / name).is_file() for name in (OWN_FILE, "tokenizer.json")):
+        return True
+    return any((directory / a).is_file() and (directory / b).is_file() for a, b in DATA_GYM_PAIRS)
+
+
+def load_tokenizer(spec: str | os.PathLike, pattern: str | None = None) -> AnyTokenizer:
+    """Load a tokenizer from a name ("gpt2"), a directory or a file. A `.tiktoken` file holds ranks only,
+    so it needs the split `pattern` ("gpt2", "gpt4" or a regex) and gets no special tokens."""
     if str(spec) == "gpt2":
         return Tokenizer.gpt2()
     path = Path(spec)
@@ -30,19 +40,21 @@ def load_tokenizer(spec: str | os.PathLike, pattern: str = "gpt2") -> AnyTokeniz
         for name in (OWN_FILE, "tokenizer.json"):
             if (path / name).is_file():
                 return load_tokenizer(path / name)
-        if (path / "encoder.json").is_file() and (path / "vocab.bpe").is_file():
-            return load_data_gym(path / "encoder.json", path / "vocab.bpe", name=path.name)
+        for encoder, merges in DATA_GYM_PAIRS:
+            if (path / encoder).is_file() and (path / merges).is_file():
+                return load_data_gym(path / encoder, path / merges, name=path.name)
         raise ScratchLMError(
-            f"{path}: no {OWN_FILE}, tokenizer.json or encoder.json + vocab.bpe in this directory"
+            f"{path}: no {OWN_FILE}, tokenizer.json, encoder.json + vocab.bpe or vocab.json + merges.txt here"
         )
     if not path.exists():
         raise ScratchLMError(f"{path}: no such tokenizer file or directory (or use 'gpt2')")
     if path.suffix == ".tiktoken":
+        if pattern is None:
+            raise ScratchLMError(
+                f"{path}: a .tiktoken file holds ranks only; give its split pattern (gpt2, gpt4 or a regex)"
+            )
         return load_tiktoken_ranks(path, pattern)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScratchLMError(f"{path}: not a tokenizer JSON file ({exc})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ScratchLMError(f"{path}: not a tokenizer JSON file")
     kind = data.get("format")

@@ -6,21 +6,26 @@ encode to the same ids as ours. Knows nothing about models.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import regex
 
 from scratchlm.errors import ScratchLMError
+from scratchlm.files import read_json, write_json
 from scratchlm.tokenizer import EOT, GPT2_PATTERN, PATTERNS, Tokenizer
 from scratchlm.tokenizer.byte_alphabet import bytes_to_str, str_to_bytes
 
 
 def to_hf_pattern(pattern: str) -> str:
-    """The split regex in the Oniguruma dialect HF uses: `{m,n}+` is not possessive there (it would
-    repeat the group), so it becomes plain `{m,n}`; `++`, `*+` and `?+` are possessive in both."""
-    return regex.sub(r"\}\+", "}", pattern)
+    r"""The split regex in the Oniguruma dialect HF uses: a possessive counted repeat `{m,n}+` means
+    "repeat the repeat" there, so it becomes the greedy `{m,n}` (the same chunks in GPT-4's split);
+    `++`, `*+` and `?+` are possessive in both dialects, and an escaped brace is left alone.
+
+    >>> print(to_hf_pattern(r"\p{N}{1,3}+|\p{L}++|\}+|x{2}+"))
+    \p{N}{1,3}|\p{L}++|\}+|x{2}
+    """
+    return regex.sub(r"(?<!\\)(\{\d+(?:,\d*)?\})\+", r"\1", pattern)
 
 
 def _merges_for(ranks: dict[bytes, int]) -> list[tuple[str, str]]:
@@ -98,7 +103,7 @@ def save_tokenizer_json(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "tokenizer.json"
-    _write_json(path, to_tokenizer_json(tok))
+    write_json(path, to_tokenizer_json(tok))
     config: dict = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "add_prefix_space": False,
@@ -107,7 +112,7 @@ def save_tokenizer_json(
     }
     if tok.eot_id is not None:
         config.update(bos_token=EOT, eos_token=EOT, unk_token=EOT)
-    _write_json(directory / "tokenizer_config.json", config)
+    write_json(directory / "tokenizer_config.json", config)
     return path
 
 
@@ -118,6 +123,14 @@ def from_tokenizer_json(data: dict, name: str = "hf") -> Tokenizer:
         raise ScratchLMError(
             f"tokenizer.json: model type {model.get('type')!r} is not supported (byte-level BPE only)"
         )
+    # Steps we do not reproduce would silently change the ids: refuse them.
+    if data.get("normalizer"):
+        raise ScratchLMError("tokenizer.json: normalizers are not supported (the ids would differ)")
+    if model.get("byte_fallback") or model.get("dropout"):
+        raise ScratchLMError("tokenizer.json: byte_fallback and BPE dropout are not supported")
+    post = data.get("post_processor") or {}
+    if post.get("type") == "TemplateProcessing" and any("SpecialToken" in p for p in post.get("single", [])):
+        raise ScratchLMError("tokenizer.json: a post-processor that adds special tokens is not supported")
     pattern = _pattern_of(data.get("pre_tokenizer"))
     specials = {t["content"]: int(t["id"]) for t in data.get("added_tokens") or []}
     ranks: dict[bytes, int] = {}
@@ -137,12 +150,9 @@ def load_tokenizer_json(path: str | os.PathLike) -> Tokenizer:
     path = Path(path)
     if path.is_dir():
         path = path / "tokenizer.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScratchLMError(f"{path}: no such file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScratchLMError(f"{path}: not a JSON file ({exc})") from None
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ScratchLMError(f"{path}: not a tokenizer.json file")
     return from_tokenizer_json(data, name=path.parent.name or "hf")
 
 
@@ -171,9 +181,3 @@ def _pattern_of(pre: dict | None) -> str:
             # Map our own exported dialect back to the original form of the known patterns.
             return next((p for p in PATTERNS.values() if to_hf_pattern(p) == hf), hf)
     raise bad()
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

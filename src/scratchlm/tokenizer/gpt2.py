@@ -7,13 +7,13 @@ values tiktoken pins, so `Tokenizer.gpt2()` needs no network.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from scratchlm.errors import ScratchLMError
+from scratchlm.files import read_json
 from scratchlm.tokenizer.byte_alphabet import byte_to_char, str_to_bytes
 from scratchlm.tokenizer.pretokenize import GPT2_PATTERN
 from scratchlm.tokenizer.tokenizer import EOT, Tokenizer
@@ -58,10 +58,9 @@ def load_data_gym(
     for p in (encoder_path, bpe_path):
         if not p.is_file():
             raise ScratchLMError(f"{p}: no such file")
-    try:
-        encoder = json.loads(encoder_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScratchLMError(f"{encoder_path}: not a JSON file ({exc})") from None
+    encoder = read_json(encoder_path)
+    if not isinstance(encoder, dict):
+        raise ScratchLMError(f"{encoder_path}: expected a JSON object of token -> id")
     ranks = data_gym_ranks(bpe_path.read_text(encoding="utf-8"), encoder)
     specials = {tok: i for tok, i in encoder.items() if tok.startswith("<|") and tok.endswith("|>")}
     return Tokenizer(ranks, GPT2_PATTERN, specials, name=name)
@@ -86,5 +85,6 @@ def gpt2_files() -> tuple[Path, Path]:
 def load_gpt2() -> Tokenizer:
     """GPT-2's tokenizer (cached: loading parses 1.5 MB of JSON and merges)."""
     tok = load_data_gym(*gpt2_files())
-    assert tok.special_tokens == {EOT: 50256}
+    if tok.special_tokens != {EOT: 50256}:
+        raise ScratchLMError("the packaged encoder.json does not end with <|endoftext|> = 50256")
     return tok

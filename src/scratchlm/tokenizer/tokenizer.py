@@ -23,9 +23,10 @@ from typing import Literal
 import regex
 
 from scratchlm.errors import ScratchLMError
+from scratchlm.files import read_json, write_json
 from scratchlm.tokenizer.bpe import bpe_split
 from scratchlm.tokenizer.byte_alphabet import bytes_to_str, str_to_bytes
-from scratchlm.tokenizer.pretokenize import compile_pattern
+from scratchlm.tokenizer.pretokenize import check_pattern, compile_pattern
 
 FORMAT = "scratchlm-bpe"
 FORMAT_VERSION = 1
@@ -35,7 +36,14 @@ Specials = Literal["all"] | Collection[str]
 
 
 class DisallowedSpecialTokenError(ScratchLMError, ValueError):
-    """The text spells a special token that the caller did not allow."""
+    """The text spells a special token (`.token`) that the caller did not allow."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        super().__init__(
+            f"the text contains the special token {token!r}; pass allowed_special={{{token!r}}} to encode it "
+            "as that token, or disallowed_special=() to encode it as text"
+        )
 
 
 def clean_surrogates(text: str) -> str:
@@ -61,8 +69,9 @@ class Tokenizer:
         name: str = "bpe",
     ) -> None:
         self.ranks: dict[bytes, int] = dict(ranks)
-        self.pattern = pattern
+        self.pattern = check_pattern(pattern)
         self.special_tokens: dict[str, int] = dict(special_tokens or {})
+        check_special_tokens(self.special_tokens)
         self.name = name
         missing = [b for b in range(256) if bytes([b]) not in self.ranks]
         if missing:
@@ -74,7 +83,6 @@ class Tokenizer:
             if i in self._decoder:
                 raise ScratchLMError(f"tokenizer {name!r}: special token {text!r} reuses id {i}")
             self._decoder[i] = text.encode("utf-8")
-        self._special_ids = frozenset(self.special_tokens.values())
         self._cache: dict[bytes, list[int]] = {}
 
     # ---- sizes and lookups -------------------------------------------------------------------------
@@ -87,9 +95,6 @@ class Tokenizer:
     def eot_id(self) -> int | None:
         """Id of `<|endoftext|>`, if this tokenizer has it."""
         return self.special_tokens.get(EOT)
-
-    def is_special(self, token_id: int) -> bool:
-        return token_id in self._special_ids
 
     def token_bytes(self, token_id: int) -> bytes:
         try:
@@ -157,11 +162,7 @@ class Tokenizer:
             set(self.special_tokens) - allowed if disallowed_special == "all" else set(disallowed_special)
         )
         if disallowed and (match := _special_regex(tuple(sorted(disallowed))).search(text)):
-            raise DisallowedSpecialTokenError(
-                f"the text contains the special token {match.group()!r}; pass allowed_special="
-                f"{{{match.group()!r}}} to encode it as that token, "
-                "or disallowed_special=() to encode it as text"
-            )
+            raise DisallowedSpecialTokenError(match.group())
         return allowed
 
     def _encode_ordinary_reference(self, text: str) -> list[int]:
@@ -195,11 +196,12 @@ class Tokenizer:
 
     # ---- decoding ----------------------------------------------------------------------------------
     def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        ids = list(ids)
         try:
             return b"".join([self._decoder[i] for i in ids])
         except (KeyError, TypeError):
-            bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
-            self.token_bytes(bad)  # raises the clear error
+            for i in ids:
+                self.token_bytes(i)  # raises the clear error for the first bad id
             raise
 
     def decode(self, ids: Iterable[int], errors: str = "replace") -> str:
@@ -212,17 +214,13 @@ class Tokenizer:
                 f"the ids decode to invalid UTF-8 at byte {exc.start}: {exc.reason}"
             ) from None
 
-    def decode_tokens(self, ids: Iterable[int]) -> list[bytes]:
-        """Each id's bytes, for showing token boundaries."""
-        return [self.token_bytes(i) for i in ids]
-
     # ---- persistence -------------------------------------------------------------------------------
     @cached_property
     def fingerprint(self) -> str:
         """SHA-256 over pattern, ranks and special tokens: equal fingerprints encode identically."""
         h = hashlib.sha256(self.pattern.encode())
         for token, rank in sorted(self.ranks.items(), key=lambda kv: kv[1]):
-            h.update(rank.to_bytes(4, "little") + len(token).to_bytes(2, "little") + token)
+            h.update(rank.to_bytes(8, "little") + len(token).to_bytes(8, "little") + token)
         h.update(json.dumps(sorted(self.special_tokens.items())).encode())
         return h.hexdigest()
 
@@ -246,25 +244,26 @@ class Tokenizer:
                 f"tokenizer format version {data.get('version')!r} is not supported (this scratchlm reads "
                 f"version {FORMAT_VERSION}); upgrade scratchlm"
             )
+        missing = [key for key in ("pattern", "vocab") if key not in data]
+        if missing:
+            raise ScratchLMError(f"tokenizer file lacks {missing}")
         try:
             ranks = {str_to_bytes(tok): int(i) for tok, i in data["vocab"].items()}
         except KeyError as exc:
             raise ScratchLMError(
                 f"tokenizer vocabulary has a character outside the byte alphabet: {exc}"
             ) from None
+        except (AttributeError, TypeError, ValueError):
+            raise ScratchLMError("tokenizer vocabulary must map token strings to integer ids") from None
         return cls(ranks, data["pattern"], data.get("special_tokens", {}), data.get("name", "bpe"))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the versioned JSON (atomically: a temp file, then rename)."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Tokenizer:
-        return cls.from_dict(_read_json(Path(path)))
+        return cls.from_dict(read_json(path))
 
     @classmethod
     def gpt2(cls) -> Tokenizer:
@@ -294,18 +293,27 @@ class StreamDecoder:
         return self._utf8.decode(b"", final=True)
 
 
+def check_special_tokens(tokens: Iterable[str]) -> list[str]:
+    """Special tokens must be non-empty text that UTF-8 can hold, none inside another (the encoders would
+    then disagree on which one to match)."""
+    if isinstance(tokens, str):
+        raise ScratchLMError(f"special tokens must be a list of strings, not the string {tokens!r}")
+    tokens = list(tokens)
+    for t in tokens:
+        if not isinstance(t, str) or not t:
+            raise ScratchLMError(f"special token {t!r} must be a non-empty string")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ScratchLMError(f"special token {t!r} is not valid text (lone surrogate)") from None
+    for a in tokens:
+        for b in tokens:
+            if a != b and a in b:
+                raise ScratchLMError(f"special token {a!r} is part of special token {b!r}")
+    return tokens
+
+
 @lru_cache(maxsize=64)
 def _special_regex(tokens: tuple[str, ...]) -> regex.Pattern:
     # Longest first, so a special token that contains another one wins.
     return regex.compile("|".join(regex.escape(t) for t in sorted(tokens, key=len, reverse=True)))
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScratchLMError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ScratchLMError(f"{path}: is a directory, expected a tokenizer JSON file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ScratchLMError(f"{path}: not a JSON file ({exc})") from None

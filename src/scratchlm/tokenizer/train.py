@@ -9,23 +9,15 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from typing import Literal
 
 from tqdm.auto import tqdm
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.tokenizer import bpe
-from scratchlm.tokenizer.pretokenize import (
-    PARALLEL_MIN_BYTES,
-    count_chunks,
-    count_chunks_in_files,
-    expand_inputs,
-    iter_text_blocks,
-    process_context,
-    resolve_pattern,
-)
-from scratchlm.tokenizer.tokenizer import EOT, Tokenizer, clean_surrogates
+from scratchlm.tokenizer.corpus import count_chunks_in_files, count_chunks_in_texts, expand_inputs
+from scratchlm.tokenizer.pretokenize import resolve_pattern
+from scratchlm.tokenizer.tokenizer import EOT, Tokenizer, check_special_tokens, clean_surrogates
 
 try:
     from scratchlm.tokenizer import _bpe_core
@@ -37,6 +29,21 @@ Core = Literal["auto", "c", "python"]
 
 class _VocabFull(Exception):
     """Raised by the new-token callback to stop the merge loop once the vocabulary is complete."""
+
+
+def check_fast_pattern(pattern: str) -> str:
+    """Refuse, before any training, a split regex that tiktoken's engine (the fast encoder) cannot compile."""
+    import tiktoken
+
+    try:
+        tiktoken.Encoding(
+            "check", pat_str=pattern, mergeable_ranks={bytes([b]): b for b in range(256)}, special_tokens={}
+        )
+    except ValueError as exc:
+        raise ScratchLMError(
+            f"split pattern {pattern!r} does not compile in tiktoken's regex engine: {exc}"
+        ) from None
+    return pattern
 
 
 def available_core() -> str:
@@ -62,8 +69,8 @@ def train_bpe(
     `pattern` is "gpt2", "gpt4" or a custom regex. Merging stops early, with a smaller vocabulary, when no
     pair occurs `min_frequency` times. Special-token strings in the corpus are cut out, never merged.
     """
-    pattern = resolve_pattern(pattern)
-    specials = list(dict.fromkeys(special_tokens))
+    pattern = check_fast_pattern(resolve_pattern(pattern))
+    specials = list(dict.fromkeys(check_special_tokens(special_tokens)))
     if vocab_size < 256 + len(specials):
         raise ScratchLMError(
             f"vocab_size {vocab_size} is too small: a byte-level BPE needs 256 byte tokens"
@@ -71,6 +78,8 @@ def train_bpe(
         )
     if texts is None and files is None:
         raise ScratchLMError("nothing to train on: give texts or files")
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
 
     chunks = _count_corpus(texts, files, pattern, specials, workers, show_progress)
     if not chunks:
@@ -137,7 +146,7 @@ def _count_corpus(texts, files, pattern, specials, workers, show_progress) -> Co
         if isinstance(texts, str):
             texts = [texts]
         texts = [clean_surrogates(t) for t in texts]
-        counts.update(_count_texts(texts, pattern, specials, workers))
+        counts.update(count_chunks_in_texts(texts, pattern, specials, workers))
     if files is not None:
         files = expand_inputs(files)  # missing or unreadable paths fail here, before any progress bar
         total = sum(f.stat().st_size for f in files)
@@ -148,17 +157,4 @@ def _count_corpus(texts, files, pattern, specials, workers, show_progress) -> Co
             )
         finally:
             bar.close()
-    return counts
-
-
-def _count_texts(texts: list[str], pattern: str, specials: list[str], workers: int | None) -> Counter[str]:
-    total = sum(map(len, texts))
-    workers = workers or os.cpu_count() or 1
-    if workers == 1 or total < PARALLEL_MIN_BYTES:
-        return count_chunks(texts, pattern, specials)
-    blocks = [[block] for text in texts for block in iter_text_blocks(text)]
-    counts: Counter[str] = Counter()
-    with ProcessPoolExecutor(min(workers, len(blocks)), mp_context=process_context()) as pool:
-        for part in pool.map(count_chunks, blocks, [pattern] * len(blocks), [specials] * len(blocks)):
-            counts.update(part)
     return counts

@@ -6,7 +6,6 @@ tool before BPE, not a way to store text.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,9 +13,10 @@ from pathlib import Path
 import regex
 
 from scratchlm.errors import ScratchLMError
+from scratchlm.files import read_json, write_json
+from scratchlm.tokenizer.tokenizer import EOT
 
 UNK = "<|unk|>"
-EOT = "<|endoftext|>"
 FORMAT = "scratchlm-word"
 SPLIT = regex.compile(r'([,.:;?_!"()\']|--|\s)')
 JOIN_PUNCT = regex.compile(r'\s+([,.:;?!"()\'])')
@@ -67,33 +67,30 @@ class WordTokenizer:
             ids.append(i)
         return ids
 
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Same as `encode`: this tokenizer has no special-token handling to switch off."""
+        return self.encode(text)
+
     def decode(self, ids: Iterable[int]) -> str:
-        try:
-            words = [self.id_to_token[i] for i in ids]
-        except (IndexError, TypeError):
-            raise ScratchLMError(f"token id out of range for a vocabulary of {self.vocab_size}") from None
+        ids = list(ids)
+        bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < self.vocab_size]
+        if bad:
+            raise ScratchLMError(f"token id {bad[0]!r} is not in this tokenizer (size {self.vocab_size})")
+        words = [self.id_to_token[i] for i in ids]
         return JOIN_PUNCT.sub(r"\1", " ".join(words))
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(
-            json.dumps({"format": FORMAT, "version": 1, "vocab": self.id_to_token}, ensure_ascii=False)
-        )
-        os.replace(tmp, path)
-        return path
+        return write_json(path, {"format": FORMAT, "version": 1, "vocab": self.id_to_token})
 
     @classmethod
     def from_dict(cls, data: dict) -> WordTokenizer:
         if data.get("format") != FORMAT or data.get("version") != 1:
             raise ScratchLMError("not a scratchlm word tokenizer (format 'scratchlm-word', version 1)")
-        return cls(data["vocab"])
+        vocab = data.get("vocab")
+        if not isinstance(vocab, list) or not all(isinstance(w, str) for w in vocab):
+            raise ScratchLMError("word tokenizer file: 'vocab' must be a list of strings")
+        return cls(vocab)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> WordTokenizer:
-        try:
-            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-        except FileNotFoundError:
-            raise ScratchLMError(f"{path}: no such file") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ScratchLMError(f"{path}: not a JSON file ({exc})") from None
+        return cls.from_dict(read_json(path))

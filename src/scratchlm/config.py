@@ -1,0 +1,145 @@
+"""Configuration: small frozen dataclasses, one per concern, and named presets.
+
+The model sees `ModelConfig` only, generation `GenerateConfig` only. Configs serialise to plain dicts
+(`asdict`) and back with `from_dict`, which rejects unknown keys so typos do not pass silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
+
+from scratchlm.errors import ScratchLMError
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Build a config dataclass from a dict, with a clear error for unknown or badly typed keys."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ScratchLMError(f"{cls.__name__}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ScratchLMError(f"{cls.__name__}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A GPT-2-style decoder. Defaults are GPT-2 small (124M) as the book trains it (no qkv bias)."""
+
+    vocab_size: int = 50257
+    context_length: int = 1024
+    emb_dim: int = 768
+    n_heads: int = 12
+    n_layers: int = 12
+    dropout: float = 0.1
+    qkv_bias: bool = False  # OpenAI's GPT-2 weights have it; the book trains without it
+    tie_embeddings: bool = True  # the output head shares the token embedding matrix, as in GPT-2
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ScratchLMError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+        if self.emb_dim % self.n_heads:
+            raise ScratchLMError(
+                f"ModelConfig: emb_dim {self.emb_dim} is not divisible by n_heads {self.n_heads}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ScratchLMError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.emb_dim // self.n_heads
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """How to pick each next token. temperature 0 means greedy (argmax)."""
+
+    max_new_tokens: int = 50
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()  # stop strings (text level)
+    stop_at_eos: bool = True
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 0:
+            raise ScratchLMError(f"max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ScratchLMError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ScratchLMError(f"top_k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ScratchLMError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise ScratchLMError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    def replace(self, **changes: Any) -> GenerateConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# ---- presets: named functions returning configs; variants via dataclasses.replace -----------------------
+
+
+def gpt2_small(**overrides: Any) -> ModelConfig:
+    return dataclasses.replace(ModelConfig(), **overrides)
+
+
+def gpt2_medium(**overrides: Any) -> ModelConfig:
+    return dataclasses.replace(ModelConfig(emb_dim=1024, n_heads=16, n_layers=24), **overrides)
+
+
+def gpt2_large(**overrides: Any) -> ModelConfig:
+    return dataclasses.replace(ModelConfig(emb_dim=1280, n_heads=20, n_layers=36), **overrides)
+
+
+def gpt2_xl(**overrides: Any) -> ModelConfig:
+    return dataclasses.replace(ModelConfig(emb_dim=1600, n_heads=25, n_layers=48), **overrides)
+
+
+def small(**overrides: Any) -> ModelConfig:
+    """6 layers, 384 wide, 6 heads, context 256: trains on a laptop CPU (about 30M parameters with
+    GPT-2's vocabulary, most of them in the embedding)."""
+    return dataclasses.replace(
+        ModelConfig(context_length=256, emb_dim=384, n_heads=6, n_layers=6, dropout=0.1), **overrides
+    )
+
+
+def tiny(**overrides: Any) -> ModelConfig:
+    """4 layers, 128 wide, 4 heads, context 64: seconds per epoch on a CPU; for tests and demos."""
+    return dataclasses.replace(
+        ModelConfig(context_length=64, emb_dim=128, n_heads=4, n_layers=4, dropout=0.0), **overrides
+    )
+
+
+PRESETS: dict[str, Callable[..., ModelConfig]] = {
+    "gpt2-small": gpt2_small,
+    "gpt2-medium": gpt2_medium,
+    "gpt2-large": gpt2_large,
+    "gpt2-xl": gpt2_xl,
+    "small": small,
+    "tiny": tiny,
+}
+
+
+def preset(name: str, **overrides: Any) -> ModelConfig:
+    try:
+        make = PRESETS[name]
+    except KeyError:
+        raise ScratchLMError(f"unknown model preset {name!r}; choose from {sorted(PRESETS)}") from None
+    return make(**overrides)

@@ -1,0 +1,73 @@
+"""A model directory: find, load and save a GPT with its tokenizer, in our format or Hugging Face's.
+
+Ours: `config.json` ({"format": "scratchlm-gpt", "version": 1, "model": ModelConfig}) + `model.safetensors`
+(our tensor names) + the tokenizer files. A spec is a directory of either kind, or a Hub name ("gpt2",
+"gpt2-medium", "org/repo") downloaded on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from scratchlm.config import ModelConfig, from_dict
+from scratchlm.errors import ScratchLMError
+from scratchlm.files import read_json, write_json
+from scratchlm.interop import hf
+from scratchlm.interop.hub import GPT2_REPOS, fetch_model
+from scratchlm.interop.tokenizer_files import AnyTokenizer, has_tokenizer, load_tokenizer, save_tokenizer
+from scratchlm.model.gpt import GPT
+from scratchlm.tokenizer import Tokenizer
+
+FORMAT = "scratchlm-gpt"
+
+
+def save_model(model: GPT, directory: str | os.PathLike, tokenizer: AnyTokenizer | None = None) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.cfg.tie_embeddings:
+        sd.pop("out_head.weight")  # the same tensor as the token embedding; safetensors stores it once
+    tmp = directory / "model.safetensors.tmp"
+    save_file(sd, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, directory / "model.safetensors")
+    write_json(directory / "config.json", {"format": FORMAT, "version": 1, "model": model.cfg.to_dict()})
+    if tokenizer is not None:
+        save_tokenizer(tokenizer, directory)
+    return directory
+
+
+def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
+    """(model in eval mode on the CPU, its tokenizer or None) from a directory or a Hub name."""
+    path = Path(spec)
+    if not path.exists():
+        if str(spec) in GPT2_REPOS or ("/" in str(spec) and not str(spec).startswith((".", "/"))):
+            path = fetch_model(str(spec))
+        else:
+            raise ScratchLMError(f"{spec}: no such model directory (or a Hub name such as 'gpt2')")
+    if not path.is_dir():
+        raise ScratchLMError(f"{path}: a model is a directory with config.json and weights")
+    config = read_json(path / "config.json")
+    if config.get("format") == FORMAT:
+        if config.get("version") != 1:
+            raise ScratchLMError(f"{path}: model format version {config.get('version')} is not supported")
+        cfg = from_dict(ModelConfig, config["model"])
+        model = GPT(cfg, init=False)
+        sd = hf._load_safetensors(path / "model.safetensors")
+        if cfg.tie_embeddings and "emb.tok_emb.weight" in sd:
+            sd["out_head.weight"] = sd["emb.tok_emb.weight"]
+        hf._load_exact(model, sd, path)
+        model.eval()
+    else:
+        model = hf.load_hf_gpt2(path)
+    return model, _find_tokenizer(path, model.cfg)
+
+
+def _find_tokenizer(path: Path, cfg: ModelConfig) -> AnyTokenizer | None:
+    if has_tokenizer(path):
+        return load_tokenizer(path)
+    if cfg.vocab_size == 50257:  # GPT-2's vocabulary size: its tokenizer ships with the package
+        return Tokenizer.gpt2()
+    return None

@@ -1,0 +1,121 @@
+"""Stage 5: the GPT model. Embeddings -> transformer blocks -> final norm -> linear head to vocabulary logits.
+
+Single-device and stateless: the only state that outlives `forward` lives in an explicit `KVCache`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from scratchlm.config import ModelConfig
+from scratchlm.errors import ScratchLMError
+from scratchlm.model.blocks import LayerNorm, TransformerBlock
+from scratchlm.model.embeddings import Embeddings
+from scratchlm.model.kv_cache import KVCache
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg: ModelConfig, init: bool = True) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.emb = Embeddings(cfg)
+        self.trf_blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
+        self.final_norm = LayerNorm(cfg.emb_dim, cfg.norm_eps)
+        self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.out_head.weight = self.emb.tok_emb.weight
+        if init:
+            self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self, seed: int | None = None) -> None:
+        """GPT-2's initialisation (Radford et al. 2019; nanoGPT's reading of it):
+
+        - every Linear weight and both embeddings: normal(0, 0.02); Linear biases: 0
+        - the two projections that write into the residual stream (attention `out_proj`, the feed-forward's
+          second Linear): normal(0, 0.02 / sqrt(2 * n_layers)), so the residual's variance does not grow
+          with depth
+        - LayerNorm: scale 1, shift 0
+        - the output head is the token embedding when tied, else normal(0, 0.02)
+        """
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        std = 0.02
+        residual_std = std / math.sqrt(2 * self.cfg.n_layers)
+
+        def normal_(t: torch.Tensor, s: float) -> None:
+            t.copy_(torch.randn(t.shape, generator=generator, dtype=t.dtype) * s)
+
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                if module is self.out_head and self.cfg.tie_embeddings:
+                    continue
+                is_residual = name.endswith("att.out_proj") or name.endswith("ff.layers.2")
+                normal_(module.weight, residual_std if is_residual else std)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.Embedding):
+                normal_(module.weight, std)
+            elif isinstance(module, LayerNorm):
+                module.scale.fill_(1.0)
+                module.shift.zero_()
+
+    def forward(
+        self,
+        token_ids: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        padding_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """token_ids (B, T) -> logits (B, T, vocab_size), or (B, 1, vocab_size) with `last_only`
+        (generation needs only the last position; the head is the largest matmul of a small model).
+
+        kv_cache: keys/values of earlier tokens; this call appends T positions to it.
+        padding_mask: (B, T_keys) bool, True for real tokens, for left-padded batches (T_keys counts the
+            cached tokens too). position_ids: (B, T) positions; default: continue from the cache's position.
+        """
+        T = token_ids.shape[1]
+        start = kv_cache.pos if kv_cache is not None else 0
+        if start + T > self.cfg.context_length:
+            raise ScratchLMError(
+                f"sequence of {start + T} tokens is longer than the context length {self.cfg.context_length}"
+            )
+        if position_ids is None:
+            position_ids = torch.arange(start, start + T, device=token_ids.device).unsqueeze(0)
+        mask = attention_mask(start, T, padding_mask, token_ids.device)
+        x = self.emb(token_ids, position_ids)
+        for layer, block in enumerate(self.trf_blocks):
+            x = block(x, mask, kv_cache, layer)
+        if kv_cache is not None:
+            kv_cache.advance(T)
+        if last_only:
+            x = x[:, -1:]
+        return self.out_head(self.final_norm(x))
+
+    def num_parameters(self) -> int:
+        """Parameters actually stored (a tied head is counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def attention_mask(
+    start: int, T: int, padding_mask: torch.Tensor | None, device: torch.device
+) -> torch.Tensor | None:
+    """The boolean attention mask (B or 1, 1, T, start + T), or None when plain causal attention will do.
+
+    Query i sits at position start + i and may attend to keys 0..start + i that are not padding. A padded
+    query would then see no key at all (its softmax would be NaN), so it may always see itself; its output
+    is never used.
+    """
+    if padding_mask is None and (start == 0 or T == 1):
+        return None
+    keys = torch.arange(start + T, device=device)
+    queries = torch.arange(start, start + T, device=device)
+    causal = keys[None, :] <= queries[:, None]  # (T, T_keys)
+    if padding_mask is None:
+        return causal[None, None]
+    mask = causal[None] & padding_mask[:, None, :]  # (B, T, T_keys)
+    mask |= keys[None, None, :] == queries[None, :, None]
+    return mask[:, None]
