@@ -13,30 +13,24 @@ whole `generate` call (prefill included).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 import torch
 import transformers
 from transformers import GPT2LMHeadModel
 
+from benchmarks.common import MB, ROOT, append_result, print_table, race, run_info
 from scratchlm.config import ModelConfig, gpt2_small, small
 from scratchlm.generate.generate import generate
 from scratchlm.interop.hf import save_hf_gpt2
 from scratchlm.model.gpt import GPT
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_generate.jsonl"
-MB = 1_000_000
 # Both fit 32 + 256 tokens; dropout is off in eval anyway.
 SHAPES: dict[str, Callable[[], ModelConfig]] = {
     "small": lambda: small(context_length=1024, dropout=0.0),
@@ -45,21 +39,7 @@ SHAPES: dict[str, Callable[[], ModelConfig]] = {
 NOISY_CORES = 0.25  # other processes busier than this during a block: its numbers are marked unreliable
 
 
-# ---- timing --------------------------------------------------------------------------------------------
-def race(fns: dict[str, Callable[[], object]], repeats: dict[str, int]) -> dict[str, tuple[float, object]]:
-    """Run each function `repeats[name]` times, alternating the order every round; (median s, last result)."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    out: dict[str, object] = {}
-    names = list(fns)
-    for r in range(max(repeats.values())):
-        for name in names if r % 2 == 0 else names[::-1]:
-            if r < repeats[name]:
-                t0 = time.perf_counter()
-                out[name] = fns[name]()
-                times[name].append(time.perf_counter() - t0)
-    return {name: (statistics.median(times[name]), out[name]) for name in names}
-
-
+# ---- load and bandwidth -------------------------------------------------------------------------------
 def _busy_jiffies() -> int | None:
     try:
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
@@ -216,15 +196,6 @@ def bench_shape(name: str, ours: GPT, hf: GPT2LMHeadModel, cfg: dict, bandwidth:
 
 
 # ---- report --------------------------------------------------------------------------------------------
-def _table(title: str, rows: list[list], note: str) -> None:
-    cells = [[f"{x:.2f}" if isinstance(x, float) else str(x) for x in row] for row in rows]
-    widths = [max(len(c) for c in col) for col in zip(*cells)]
-    print(f"\n== {title} ==")
-    for row in cells:
-        print("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
-    print(note)
-
-
 def _verdict(x: float, goal: float, bar: float | None = None) -> str:
     if x >= goal:
         return f"{x:.2f} (goal met)"
@@ -257,7 +228,7 @@ def print_report(cfg: dict, runs: dict) -> None:
         f"greedy tokens/s, {cfg['prompt_tokens']}-token prompt + {cfg['new_tokens']} new, fp32, median"
         " (alternating order)"
     )
-    _table(title, rows, note)
+    print_table(title, rows, note, digits=2)
 
     rows = [["shape", "threads", "weights MB", "KV MB", "copy GB/s", "ceiling", "copy GB/s ws", "ceiling ws"]]
     rows[0] += ["HF/ceiling ws", "ours/ceiling ws", "first divergence", "other load"]
@@ -277,37 +248,7 @@ def print_report(cfg: dict, runs: dict) -> None:
         "first divergence: index of the first new token that differs from ours cached (None = identical).\n"
         "other load: cores kept busy by other processes before / during the block."
     )
-    _table("memory-bandwidth limit and agreement", rows, note)
-
-
-def run_info() -> dict:
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    modified = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "bench": "bench_generate",
-        "commit": git("rev-parse", "HEAD") or "unknown",
-        "tracked_files_modified": None if modified is None else bool(modified),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-        },
-        "python": platform.python_version(),
-        "versions": {pkg: version(pkg) for pkg in ("scratchlm", "torch", "transformers", "safetensors")},
-    }
+    print_table("memory-bandwidth limit and agreement", rows, note, digits=2)
 
 
 def parse_config() -> dict:
@@ -377,11 +318,9 @@ def main() -> None:
     torch.set_num_threads(default_threads)
     print_report(cfg, runs)
 
-    record = {**run_info(), "config": cfg, "runs": runs}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-    print(f"\nappended one line to {RESULTS.relative_to(ROOT)}")
+    versions = ("scratchlm", "torch", "transformers", "safetensors")
+    record = {**run_info("bench_generate", versions), "config": cfg, "runs": runs}
+    append_result(RESULTS, record)
 
 
 if __name__ == "__main__":

@@ -9,18 +9,13 @@ Prints a table and appends one JSON line to benchmarks/results/bench_tokenizer.j
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sysconfig
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from pathlib import Path
 
 import tiktoken
@@ -29,6 +24,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import models, pre_tokenizers, trainers
 
 import scratchlm
+from benchmarks.common import MB, ROOT, append_result, print_table, race, run_info
 from scratchlm.data.corpora import stdlib_files
 from scratchlm.tokenizer import EOT, GPT2_PATTERN, bpe, gpt2
 from scratchlm.tokenizer.byte_alphabet import str_to_bytes
@@ -36,24 +32,7 @@ from scratchlm.tokenizer.corpus import iter_text_blocks
 from scratchlm.tokenizer.pretokenize import count_chunks
 from scratchlm.tokenizer.train import available_core, merge_learner
 
-ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_tokenizer.jsonl"
-MB = 1_000_000
-
-
-# ---- timing --------------------------------------------------------------------------------------------
-def race(fns: dict[str, Callable[[], object]], repeats: dict[str, int]) -> dict[str, tuple[float, object]]:
-    """Run each function `repeats[name]` times, alternating the order every round; (median s, last result)."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    out: dict[str, object] = {}
-    names = list(fns)
-    for r in range(max(repeats.values())):
-        for name in names if r % 2 == 0 else names[::-1]:
-            if r < repeats[name]:
-                t0 = time.perf_counter()
-                out[name] = fns[name]()
-                times[name].append(time.perf_counter() - t0)
-    return {name: (statistics.median(times[name]), out[name]) for name in names}
 
 
 # ---- corpus --------------------------------------------------------------------------------------------
@@ -261,22 +240,13 @@ def bench_encoding(heldout: str, trained: scratchlm.Tokenizer, reference_bytes: 
 
 
 # ---- report --------------------------------------------------------------------------------------------
-def _table(title: str, rows: list[list], note: str) -> None:
-    cells = [[f"{x:.3f}" if isinstance(x, float) else str(x) for x in row] for row in rows]
-    widths = [max(len(c) for c in col) for col in zip(*cells)]
-    print(f"\n== {title} ==")
-    for row in cells:
-        print("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]))
-    print(note)
-
-
 def print_report(cfg: dict, train: dict, m: dict, quality: dict, enc: dict) -> None:
     rows = [["vocab", "ours C s", "ours Python s", "HF s", "C/HF", "Python/HF", "C == Python"]]
     for v, r in train.items():
         c = [r.get("ours_c_s", "-"), r.get("ours_c/hf", "-"), r.get("c_equals_python", "-")]
         rows.append([v, c[0], r["ours_python_s"], r["hf_file_s"], c[1], r["ours_python/hf"], c[2]])
     note = "goal C/HF <= 2, hard bar <= 3. HF trains on all cores; ours counts chunks on all cores."
-    _table(
+    print_table(
         f"1. training from a {cfg['train_mb']} MB file, end to end (median of {cfg['repeats']})", rows, note
     )
 
@@ -285,7 +255,7 @@ def print_report(cfg: dict, train: dict, m: dict, quality: dict, enc: dict) -> N
         if f"{k}_s" in m:
             rows.append([k, m[f"{k}_s"], f"{m[f'speedup_{k}']:.0f}x", m["runs"]])
     title = f"{m['merges']} merges over the {m['unique_chunks']} unique chunks of {m['subset_mb']:.2f} MB"
-    _table(
+    print_table(
         f"2. merge learning, equal work: {title}",
         rows,
         f"identical merges: {m['identical_merges']}; goal >= 50x",
@@ -304,7 +274,8 @@ def print_report(cfg: dict, train: dict, m: dict, quality: dict, enc: dict) -> N
         "blocks ours counts, so it sees the same chunks. 'HF file' reads the file line by line and never\n"
         "sees chunks that span lines (newline + indentation), so it cannot learn those tokens."
     )
-    _table(f"3. quality: bytes per token on {cfg['heldout_mb']} MB held-out (higher is better)", rows, note)
+    title = f"3. quality: bytes per token on {cfg['heldout_mb']} MB held-out (higher is better)"
+    print_table(title, rows, note)
 
     rows = [["encoder", "MB/s", "vs tiktoken"], ["tiktoken gpt2 encode_ordinary", enc["tiktoken_mb_s"], 1.0]]
     for name in ("ours_encode_ordinary", "ours_encode"):
@@ -319,38 +290,7 @@ def print_report(cfg: dict, train: dict, m: dict, quality: dict, enc: dict) -> N
         f" {enc['ids_equal_tiktoken']}; reference == fast: {enc['reference_ids_equal_fast']}"
     )
     title = f"{enc['heldout_mb']:.2f} MB held-out (median of {enc['runs']}, alternating order)"
-    _table(f"4. encoding, one thread, {title}", rows, note)
-
-
-def run_info() -> dict:
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    def version(pkg: str) -> str | None:
-        try:
-            return metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            return None
-
-    modified = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "bench": "bench_tokenizer",
-        "commit": git("rev-parse", "HEAD") or "unknown",
-        "tracked_files_modified": None if modified is None else bool(modified),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-        },
-        "python": platform.python_version(),
-        "versions": {pkg: version(pkg) for pkg in ("scratchlm", "torch", "tiktoken", "tokenizers", "regex")},
-        "bpe_core": available_core(),
-    }
+    print_table(f"4. encoding, one thread, {title}", rows, note)
 
 
 def parse_config() -> dict:
@@ -410,11 +350,9 @@ def main() -> None:
     print_report(cfg, train, merge, quality, enc)
 
     numbers = {"training": train, "merge_loop": merge, "bytes_per_token": quality, "encoding": enc}
-    record = {**run_info(), "config": cfg, **numbers}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-    print(f"\nappended one line to {RESULTS.relative_to(ROOT)}")
+    versions = ("scratchlm", "torch", "tiktoken", "tokenizers", "regex")
+    record = {**run_info("bench_tokenizer", versions), "bpe_core": available_core(), "config": cfg, **numbers}
+    append_result(RESULTS, record)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ def test_demo_runs_offline(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "round trip decode(encode(text)) == text on held-out text: True" in out
     assert "refused" in out
+    assert "at initialisation, ln(vocab) = 6.397" in out  # stages 2-5 ran on the trained tokenizer
     assert load_tokenizer(tmp_path / "tokenizer").vocab_size == 600
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import regex
 
-from scratchlm.cli.tokenizer import _add_text_flags, _read_text
-from scratchlm.data.shards import check_shards, prepare_shards, read_meta
+from scratchlm.cli.text_input import add_text_flags, read_text
+from scratchlm.data.prepare import prepare_shards
+from scratchlm.data.shards import check_shards, read_meta
 from scratchlm.errors import ScratchLMError
 from scratchlm.interop.tokenizer_files import load_tokenizer
 
@@ -56,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tokenizer", "-t", default="gpt2", help="'gpt2', a tokenizer directory or file (default gpt2)"
     )
-    _add_text_flags(p)
+    add_text_flags(p)
     p.add_argument("--context-length", type=int, default=4, help="tokens per window (default 4)")
     p.add_argument(
         "--stride", type=int, default=None, help="start-to-start distance (default: context length)"
@@ -154,7 +155,7 @@ def run_windows(args: argparse.Namespace) -> int:
     from scratchlm.data.loader import create_dataloader, encode_text
 
     tok = load_tokenizer(args.tokenizer)
-    ids = encode_text(_read_text(args), tok)
+    ids = encode_text(read_text(args), tok)
     stride = args.context_length if args.stride is None else args.stride
     loader = create_dataloader(
         ids,

@@ -1,5 +1,6 @@
-"""`scratchlm demo`: the main job on data every machine has. For now stage 1: train a BPE tokenizer on
-the Python standard library (or tiny Shakespeare from --data-dir), compare it with GPT-2, show tokens."""
+"""`scratchlm demo`: the main job on data every machine has. For now stages 1-5: train a BPE tokenizer on
+the Python standard library (or tiny Shakespeare from --data-dir), compare it with GPT-2, show tokens, then
+cut windows and run an untrained tiny GPT on them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from scratchlm.cli.tokenizer import _piece, render_tokens
+from scratchlm.cli.tokenizer import render_tokens, token_text
 from scratchlm.data.corpora import data_file, stdlib_files
 from scratchlm.errors import ScratchLMError
 from scratchlm.interop.tokenizer_files import save_tokenizer
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     for name, t in (("ours", tok), ("GPT-2", gpt2)):
         ids = t.encode(SAMPLE)
         print(f"{name} ({len(ids)} tokens):")
-        print(render_tokens([_piece(t, i) for i in ids], ids, color=False, width=100))
+        print(render_tokens([token_text(t, i) for i in ids], ids, color=False, width=100))
 
     print("\n== 4. Special tokens cannot be injected by user text")
     risky = f"ignore this {EOT} and go on"
@@ -105,8 +106,45 @@ def run(args: argparse.Namespace) -> int:
     ids = words.encode(sentence)
     print(f"{words.vocab_size:,} words; {sentence!r} -> {ids} -> {words.decode(ids)!r}")
 
+    _model_stages(tok, held_out[0])
+
     print(
         f'\nNext: scratchlm tokenizer show -t {out} "your text"\n'
         f"      scratchlm tokenizer stats -t {out} -i FILE"
     )
     return 0
+
+
+def _model_stages(tok: Tokenizer, text: str) -> None:
+    """Stages 2-5 on the trained tokenizer: windows, a tiny GPT, its loss and output before training."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from scratchlm.config import tiny
+    from scratchlm.data.windows import make_windows
+    from scratchlm.generate import generate
+    from scratchlm.model import GPT
+    from scratchlm.model.sizing import parameter_count
+
+    print("\n== 6. Windows, a tiny GPT, and its loss before any training")
+    ids = tok.encode_ordinary(text[:20_000])
+    inputs, targets = make_windows(ids, context_length=32, stride=32)
+    print(f"{len(ids):,} held-out tokens -> {len(inputs)} windows of 32 (targets = inputs shifted by one)")
+    print(f"  input : {tok.decode(inputs[0, :12].tolist())!r}...")
+    print(f"  target: {tok.decode(targets[0, :12].tolist())!r}...")
+    torch.manual_seed(0)
+    cfg = tiny(vocab_size=tok.vocab_size)
+    model = GPT(cfg).eval()
+    with torch.no_grad():
+        logits = model(inputs[:16])
+        loss = F.cross_entropy(logits.flatten(0, 1), targets[:16].flatten()).item()
+    print(
+        f"tiny GPT ({parameter_count(cfg):,} parameters): loss {loss:.3f} at initialisation, "
+        f"ln(vocab) = {math.log(tok.vocab_size):.3f} (a uniform guess)"
+    )
+    prompt = tok.encode_ordinary("def ")
+    out = generate(model, torch.tensor([prompt]), max_new_tokens=12)
+    continuation = tok.decode(out[0, len(prompt) :].tolist())
+    print(f"untrained greedy continuation of 'def ': {continuation!r} (stage 6 trains it)")

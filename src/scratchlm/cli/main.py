@@ -28,7 +28,10 @@ COMMANDS = {
         "continue a prompt with a model (a directory or a Hub name such as gpt2)",
     ),
     "export": ("scratchlm.cli.export", "write a model directory in Hugging Face's format (or ours)"),
-    "demo": ("scratchlm.cli.demo", "the main job on offline data: train a tokenizer and show what it does"),
+    "demo": (
+        "scratchlm.cli.demo",
+        "the main job on offline data: a tokenizer trained and shown, windows, a tiny GPT",
+    ),
 }
 
 

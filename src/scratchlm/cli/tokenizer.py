@@ -12,6 +12,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+from scratchlm.cli.text_input import add_text_flags, read_text
 from scratchlm.errors import ScratchLMError
 from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
 from scratchlm.tokenizer import (
@@ -24,7 +25,6 @@ from scratchlm.tokenizer import (
 )
 from scratchlm.tokenizer.corpus import expand_inputs, plan_blocks, read_block
 from scratchlm.tokenizer.stats import measure
-from scratchlm.tokenizer.tokenizer import clean_surrogates
 from scratchlm.tokenizer.train import available_core
 
 
@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = verbs.add_parser("encode", help="text to ids")
     _add_tokenizer_flag(p)
-    _add_text_flags(p)
+    add_text_flags(p)
     specials = p.add_mutually_exclusive_group()
     specials.add_argument(
         "--allow-special", action="store_true", help="special-token text becomes special tokens"
@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = verbs.add_parser("show", help="token boundaries in colour, ids beneath")
     _add_tokenizer_flag(p)
-    _add_text_flags(p)
+    add_text_flags(p)
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     p.set_defaults(run=run_show)
 
@@ -108,35 +108,6 @@ def _non_negative(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return number
-
-
-def _add_text_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("text", nargs="?", help="the text (default: --file or stdin)")
-    p.add_argument("--file", "-f", help="read the text from a file")
-
-
-def _read_text(args: argparse.Namespace) -> str:
-    if args.text is not None and args.file:
-        raise ScratchLMError("give the text or --file, not both")
-    if args.text is not None:
-        return clean_surrogates(args.text)  # undecodable bytes in argv arrive as lone surrogates
-    if args.file:
-        path = Path(args.file)
-        if path.is_dir():
-            raise ScratchLMError(f"{path}: is a directory")
-        if not path.is_file():
-            raise ScratchLMError(f"{path}: no such file")
-        return _utf8(path.read_bytes(), str(path))
-    if sys.stdin is None or sys.stdin.isatty():
-        raise ScratchLMError("no text: give it as an argument, with --file, or on stdin")
-    return _utf8(sys.stdin.buffer.read(), "stdin")
-
-
-def _utf8(data: bytes, where: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ScratchLMError(f"{where}: not valid UTF-8 (byte offset {exc.start})") from None
 
 
 def _load(args: argparse.Namespace) -> Tokenizer | WordTokenizer:
@@ -181,7 +152,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_encode(args: argparse.Namespace) -> int:
     tok = _load(args)
-    text = _read_text(args)
+    text = read_text(args)
     if isinstance(tok, WordTokenizer):
         ids = tok.encode(text)
     else:
@@ -245,11 +216,11 @@ def run_stats(args: argparse.Namespace) -> int:
     print(f"vocab usage      {s.n_distinct:,} of {s.vocab_size:,} tokens occur ({100 * s.vocab_usage:.1f}%)")
     print(f"encode speed     {s.n_bytes / 1e6 / max(seconds, 1e-9):.2f} MB/s")
     if s.top:
-        print("most frequent    " + "  ".join(f"{_piece(tok, i)!r}×{n:,}" for i, n in s.top))
+        print("most frequent    " + "  ".join(f"{token_text(tok, i)!r}×{n:,}" for i, n in s.top))
     return 0
 
 
-def _piece(tok: Tokenizer | WordTokenizer, token_id: int) -> str:
+def token_text(tok: Tokenizer | WordTokenizer, token_id: int) -> str:
     """How one token looks on screen: its text, or \\x escapes for bytes that are part of a character."""
     if isinstance(tok, WordTokenizer):
         return tok.id_to_token[token_id]
@@ -293,7 +264,7 @@ def render_tokens(pieces: list[str], ids: list[int], color: bool, width: int) ->
 
 def run_show(args: argparse.Namespace) -> int:
     tok = _load(args)
-    text = _read_text(args)
+    text = read_text(args)
     if isinstance(tok, WordTokenizer):
         ids = tok.encode(text)
     else:
@@ -302,6 +273,6 @@ def run_show(args: argparse.Namespace) -> int:
         args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     )
     width = shutil.get_terminal_size((100, 24)).columns
-    print(render_tokens([_piece(tok, i) for i in ids], ids, color, width))
+    print(render_tokens([token_text(tok, i) for i in ids], ids, color, width))
     print(f"{len(ids)} tokens, {len(text.encode('utf-8'))} bytes")
     return 0
