@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from scratchlm.errors import ScratchLMError
 
@@ -18,14 +18,33 @@ T = TypeVar("T")
 
 def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
     """Build a config dataclass from a dict, with a clear error for unknown or badly typed keys."""
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
+    types = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(types))
     if unknown:
-        raise ScratchLMError(f"{cls.__name__}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        raise ScratchLMError(f"{cls.__name__}: unknown setting(s) {unknown}; known: {sorted(types)}")
+    data = {key: _coerce(cls.__name__, key, types[key], value) for key, value in data.items()}
     try:
         return cls(**data)
     except TypeError as exc:
         raise ScratchLMError(f"{cls.__name__}: {exc}") from None
+
+
+def _coerce(owner: str, key: str, kind: str, value: Any) -> Any:
+    """YAML reads `1e-3` as a string and users write `4` for 4.0: make numbers numbers, or say which
+    setting is wrong."""
+    if kind not in ("int", "float", "bool") or value is None:
+        return value
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ScratchLMError(f"{owner}.{key} must be true or false, got {value!r}")
+    try:
+        number = float(value) if kind == "float" else int(str(value), 10)
+    except (TypeError, ValueError):
+        raise ScratchLMError(f"{owner}.{key} must be a number ({kind}), got {value!r}") from None
+    if isinstance(value, bool):
+        raise ScratchLMError(f"{owner}.{key} must be a number ({kind}), got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -91,6 +110,96 @@ class GenerateConfig:
 
     def replace(self, **changes: Any) -> GenerateConfig:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where training text comes from: text files/dirs/globs (tokenized on the fly) or a shard directory."""
+
+    inputs: tuple[str, ...] = ()
+    shards: str | None = None  # a directory written by `scratchlm data prepare`
+    tokenizer: str = "gpt2"  # for `inputs`: "gpt2", a tokenizer directory or file
+    val_fraction: float = 0.1  # for `inputs`: the last part of the text is held out
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ScratchLMError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation and the bookkeeping of one run (steps are optimizer updates)."""
+
+    max_steps: int = 1000
+    batch_size: int = 8  # sequences per micro-batch and process
+    grad_accum_steps: int = 1
+    lr: float = 6e-4
+    min_lr: float = 6e-5  # the floor of the decay
+    warmup_steps: int = 100
+    decay: Literal["cosine", "linear", "constant"] = "cosine"
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # 0 turns clipping off (the norm is still measured and logged)
+    eval_interval: int = 100
+    eval_batches: int = 20
+    log_interval: int = 10
+    checkpoint_interval: int = 200
+    keep_last: int = 3
+    max_bad_steps: int = 3  # non-finite steps in a row before rolling back to the last checkpoint
+    sample_prompt: str = "\n"
+    sample_tokens: int = 64
+    seed: int = 1337
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    init: str | None = None  # start from these weights: a model directory or a Hub name ("gpt2")
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_steps",
+            "batch_size",
+            "grad_accum_steps",
+            "eval_batches",
+            "log_interval",
+            "keep_last",
+        ):
+            if getattr(self, name) < 1:
+                raise ScratchLMError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise ScratchLMError(
+                f"train: need 0 <= min_lr <= lr and lr > 0, got lr {self.lr}, min_lr {self.min_lr}"
+            )
+        if self.warmup_steps < 0:
+            raise ScratchLMError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs; saved as config.json in the run directory."""
+
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        unknown = sorted(set(data) - {"model", "data", "train"})
+        if unknown:
+            raise ScratchLMError(f"config: unknown section(s) {unknown}; known: data, model, train")
+        model = dict(data.get("model") or {})
+        if "preset" in model:
+            base = preset(model.pop("preset")).to_dict()
+            model = {**base, **model}
+        return cls(
+            model=from_dict(ModelConfig, model),
+            data=from_dict(DataConfig, data.get("data") or {}),
+            train=from_dict(TrainConfig, data.get("train") or {}),
+        )
 
 
 # ---- presets: named functions returning configs; variants via dataclasses.replace -----------------------

@@ -23,6 +23,7 @@ COMMANDS = {
         "scratchlm.cli.data",
         "token shards for training, and the sliding-window demo (prepare|info|windows)",
     ),
+    "pretrain": ("scratchlm.cli.pretrain", "train a GPT from scratch (or continue one) from a YAML config"),
     "generate": (
         "scratchlm.cli.generate",
         "continue a prompt with a model (a directory or a Hub name such as gpt2)",
@@ -51,7 +52,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra
     try:
         return args.run(args) or 0
     except ScratchLMError as exc:

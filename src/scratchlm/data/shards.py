@@ -87,7 +87,73 @@ def check_shards(
                 )
 
 
-class ShardDataset:
+class WindowSampler:
+    """Random and sequential `(x, y)` windows over token arrays (in memory or memory-mapped), with a
+    seeded generator whose state can be saved and restored (exact resume)."""
+
+    def __init__(self, tokens: list[np.ndarray], context_length: int, seed: int = 0) -> None:
+        if context_length < 1:
+            raise ScratchLMError(f"context_length must be at least 1, got {context_length}")
+        usable = [t for t in tokens if len(t) > context_length]
+        if not usable:
+            longest = max((len(t) for t in tokens), default=0)
+            raise ScratchLMError(
+                f"no text holds one window: context_length {context_length} needs {context_length + 1} "
+                f"tokens, the longest has {longest:,}; use a smaller context_length or more text"
+            )
+        self.context_length = context_length
+        self.tokens = usable
+        # Window starts of array k are the positions offsets[k] .. offsets[k+1]-1 of one flat range.
+        self.offsets = np.cumsum([0] + [len(t) - context_length for t in self.tokens])
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(t) for t in self.tokens)
+
+    def get_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch `(x, y)` of int64 tensors, each (B, T): `x[b] = tokens[i : i + T]` and
+        `y[b] = tokens[i + 1 : i + T + 1]` for a random array and start `i`."""
+        _check_batch_size(batch_size)
+        flat = self.rng.integers(0, self.offsets[-1], size=batch_size)
+        shard = np.searchsorted(self.offsets, flat, side="right") - 1
+        return self._gather(shard, flat - self.offsets[shard])
+
+    def iter_batches(
+        self, batch_size: int, num_batches: int | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """`get_batch` again and again: forever, or `num_batches` times."""
+        n = 0
+        while num_batches is None or n < num_batches:
+            yield self.get_batch(batch_size)
+            n += 1
+
+    def iter_sequential(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Every window at stride `context_length`, array by array in order, in batches of `batch_size`
+        (the last may be smaller); the windows of one array start at the book's `range(0, n - T, T)`."""
+        _check_batch_size(batch_size)
+        T = self.context_length
+        starts = ((k, i) for k, t in enumerate(self.tokens) for i in range(0, len(t) - T, T))
+        while batch := list(itertools.islice(starts, batch_size)):
+            shard, start = zip(*batch)
+            yield self._gather(np.array(shard), np.array(start))
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    def _gather(self, shard: np.ndarray, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch  # here, so that preparing shards (and its worker processes) never loads torch
+
+        T = self.context_length
+        rows = np.stack([self.tokens[k][i : i + T + 1] for k, i in zip(shard.tolist(), starts.tolist())])
+        rows = rows.astype(np.int64)
+        return torch.from_numpy(np.ascontiguousarray(rows[:, :-1])), torch.from_numpy(rows[:, 1:].copy())
+
+
+class ShardDataset(WindowSampler):
     """Windows of one split of a shard directory, read through `np.memmap` (the files are never loaded).
 
     `get_batch` draws nanoGPT-style random windows: a start uniform over every position of every shard
@@ -132,55 +198,7 @@ class ShardDataset:
         self.skipped = len(listed) - len(usable)
         self.files = [self.directory / s["file"] for s in usable]
         dtype = np.dtype(self.meta["dtype"]).newbyteorder("<")
-        self.tokens = [np.memmap(f, dtype=dtype, mode="r") for f in self.files]
-        # Window starts of shard k are the positions offsets[k] .. offsets[k+1]-1 of one flat range.
-        self.offsets = np.cumsum([0] + [len(t) - context_length for t in self.tokens])
-        self.rng = np.random.default_rng(seed)
-
-    @property
-    def n_tokens(self) -> int:
-        return sum(len(t) for t in self.tokens)
-
-    def get_batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch `(x, y)` of int64 tensors, each (B, T): `x[b] = shard[i : i + T]` and
-        `y[b] = shard[i + 1 : i + T + 1]` for a random shard and start `i`."""
-        _check_batch_size(batch_size)
-        flat = self.rng.integers(0, self.offsets[-1], size=batch_size)
-        shard = np.searchsorted(self.offsets, flat, side="right") - 1
-        return self._gather(shard, flat - self.offsets[shard])
-
-    def iter_batches(
-        self, batch_size: int, num_batches: int | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """`get_batch` again and again: forever, or `num_batches` times."""
-        n = 0
-        while num_batches is None or n < num_batches:
-            yield self.get_batch(batch_size)
-            n += 1
-
-    def iter_sequential(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Every window at stride `context_length`, shard by shard in order, in batches of `batch_size`
-        (the last may be smaller); the windows of one shard start at the book's `range(0, n - T, T)`."""
-        _check_batch_size(batch_size)
-        T = self.context_length
-        starts = ((k, i) for k, t in enumerate(self.tokens) for i in range(0, len(t) - T, T))
-        while batch := list(itertools.islice(starts, batch_size)):
-            shard, start = zip(*batch)
-            yield self._gather(np.array(shard), np.array(start))
-
-    def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["rng"]
-
-    def _gather(self, shard: np.ndarray, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        import torch  # here, so that preparing shards (and its worker processes) never loads torch
-
-        T = self.context_length
-        rows = np.stack([self.tokens[k][i : i + T + 1] for k, i in zip(shard.tolist(), starts.tolist())])
-        rows = rows.astype(np.int64)
-        return torch.from_numpy(np.ascontiguousarray(rows[:, :-1])), torch.from_numpy(rows[:, 1:].copy())
+        super().__init__([np.memmap(f, dtype=dtype, mode="r") for f in self.files], context_length, seed)
 
 
 def _check_batch_size(batch_size: int) -> None:

@@ -1,0 +1,1 @@
+"""Stage 6: the one training loop, its schedule, optimizer and losses, and checkpoints that resume exactly."""

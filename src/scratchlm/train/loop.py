@@ -1,0 +1,140 @@
+"""The one training loop. Pretraining and every fine-tune differ only in their batches and `loss_fn`.
+
+Knows nothing about files, logging or processes: the caller's `on_step` logs, evaluates and checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from scratchlm.config import TrainConfig
+from scratchlm.errors import ScratchLMError
+from scratchlm.train.schedule import lr_at
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Batches(Protocol):
+    def get_batch(self, batch_size: int) -> Batch: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must carry besides weights, optimizer and random states."""
+
+    step: int = 0  # optimizer updates done (skipped non-finite steps count too)
+    tokens: int = 0
+    bad_steps: int = 0  # non-finite steps in a row
+    lr_scale: float = 1.0  # halved at each rollback after non-finite steps
+    best_val: float = math.inf
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float
+    tokens: int
+    seconds: float
+    skipped: bool
+
+
+class NonFiniteTraining(ScratchLMError):
+    """Several steps in a row had a non-finite loss or gradient norm."""
+
+
+def train(
+    model: torch.nn.Module,
+    batches: Batches,
+    loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    *,
+    state: TrainState | None = None,
+    device: torch.device | str = "cpu",
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+    on_step: Callable[[TrainState, StepResult], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainState:
+    """Run optimizer steps from `state.step` to `cfg.max_steps` (or until `should_stop()`).
+
+    Each step: lr from the schedule, `grad_accum_steps` micro-batches of `batch_size`, gradient clipping,
+    then the update, unless the loss or the gradient norm is not finite: that step is skipped and, after
+    `max_bad_steps` in a row, `NonFiniteTraining` is raised for the caller to roll back.
+    """
+    state = state or TrainState()
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    while state.step < cfg.max_steps and not (should_stop and should_stop()):
+        start = time.perf_counter()
+        lr = lr_at(state.step, cfg) * state.lr_scale
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = 0.0
+        tokens = 0
+        for _ in range(cfg.grad_accum_steps):
+            inputs, targets = batches.get_batch(cfg.batch_size)
+            inputs, targets = inputs.to(device), targets.to(device)
+            with autocast():
+                loss = loss_fn(model, (inputs, targets))
+            (loss / cfg.grad_accum_steps).backward()
+            loss_sum += loss.item()
+            tokens += inputs.numel()
+        max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        loss_value = loss_sum / cfg.grad_accum_steps
+        skipped = not (math.isfinite(loss_value) and math.isfinite(grad_norm))
+        if skipped:
+            state.bad_steps += 1
+        else:
+            optimizer.step()
+            state.bad_steps = 0
+        optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.tokens += tokens
+        result = StepResult(
+            state.step, loss_value, lr, grad_norm, tokens, time.perf_counter() - start, skipped
+        )
+        if on_step is not None:
+            on_step(state, result)
+        if state.bad_steps >= cfg.max_bad_steps:
+            raise NonFiniteTraining(
+                f"{state.bad_steps} steps in a row had a non-finite loss or gradient norm "
+                f"(the last at step {state.step})"
+            )
+    return state
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    batches,
+    loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor],
+    device: torch.device | str = "cpu",
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+) -> float:
+    """Mean loss over the given batches (an iterable of (inputs, targets)), model in eval mode."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for inputs, targets in batches:
+        with autocast():
+            loss = loss_fn(model, (inputs.to(device), targets.to(device)))
+        total += loss.item() * inputs.shape[0]
+        count += inputs.shape[0]
+    model.train(was_training)
+    if count == 0:
+        raise ScratchLMError("no validation batches: the validation text is shorter than one window")
+    return total / count

@@ -1,0 +1,27 @@
+"""AdamW with GPT-2's two parameter groups: weight decay on matrices (linear weights, embeddings), none on
+biases and LayerNorm parameters. Uses the fused or foreach kernels where the device has them."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+from scratchlm.config import TrainConfig
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    params = [p for p in model.parameters() if p.requires_grad]
+    unique = list({id(p): p for p in params}.values())  # a tied head is one parameter
+    decay = [p for p in unique if p.dim() >= 2]
+    no_decay = [p for p in unique if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    device = unique[0].device if unique else torch.device("cpu")
+    extra = {}
+    if device.type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters:
+        extra["fused"] = True
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, **extra)

@@ -1,0 +1,276 @@
+"""`pretrain`: a run directory that explains itself, around the one training loop.
+
+The shell of stage 6: it reads the data, builds the model on its device, logs `metrics.jsonl` and
+`samples.jsonl`, evaluates, checkpoints, resumes, stops cleanly on SIGINT/SIGTERM and rolls back after
+non-finite steps. `config.json` and the tokenizer sit beside the checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from scratchlm.config import ModelConfig, RunConfig, from_dict
+from scratchlm.data.shards import ShardDataset, WindowSampler
+from scratchlm.device import pick_device
+from scratchlm.errors import ScratchLMError
+from scratchlm.files import read_json, write_json
+from scratchlm.generate.generate import generate_text
+from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
+from scratchlm.model.gpt import GPT
+from scratchlm.tokenizer.corpus import expand_inputs, plan_blocks, read_block
+from scratchlm.train import checkpoint as ckpt
+from scratchlm.train.loop import NonFiniteTraining, StepResult, TrainState, evaluate, train
+from scratchlm.train.losses import bits_per_byte, next_token_loss, perplexity
+from scratchlm.train.optim import build_optimizer
+
+
+def load_text_data(cfg: RunConfig, tokenizer):
+    """(train sampler, val sampler, val tokens per byte) from text files: each file's ids plus
+    `<|endoftext|>`, concatenated; the last `val_fraction` of the ids is held out."""
+    ids: list[int] = []
+    for path in expand_inputs(cfg.data.inputs):
+        text = "".join(read_block(b) for b in plan_blocks(path))
+        ids += tokenizer.encode_ordinary(text)
+        if tokenizer.eot_id is not None:
+            ids.append(tokenizer.eot_id)
+    tokens = np.array(ids, dtype=np.int64)
+    cut = int(len(tokens) * (1 - cfg.data.val_fraction))
+    train_ids, val_ids = tokens[:cut], tokens[cut:]
+    T = cfg.model.context_length
+    if len(val_ids) <= T:
+        raise ScratchLMError(
+            f"the validation part ({len(val_ids):,} tokens) is shorter than one window of {T + 1}: "
+            "use more text, a larger data.val_fraction or a smaller model.context_length"
+        )
+    val_bytes = len(tokenizer.decode(val_ids.tolist()).encode("utf-8"))
+    return (
+        WindowSampler([train_ids], T, cfg.train.seed),
+        WindowSampler([val_ids], T, cfg.train.seed),
+        len(val_ids) / max(1, val_bytes),
+    )
+
+
+def _autocast(precision: str, device: torch.device):
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    if precision == "fp32":
+        return nullcontext
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return partial(torch.autocast, device_type=device.type, dtype=dtype)
+
+
+def pretrain(
+    cfg: RunConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True
+) -> TrainState:
+    out = Path(out_dir)
+    if not resume and (out / "checkpoints").exists():
+        raise ScratchLMError(f"{out} already holds a run: pass --resume to continue it, or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    stale = ckpt.clean_stale(out)
+    device = pick_device(cfg.train.device)
+    random.seed(cfg.train.seed)
+    np.random.seed(cfg.train.seed)
+    torch.manual_seed(cfg.train.seed)
+
+    if cfg.data.shards:
+        tokenizer = load_tokenizer(Path(cfg.data.shards) / "tokenizer")
+        train_data = ShardDataset(
+            cfg.data.shards, "train", context_length=cfg.model.context_length, seed=cfg.train.seed
+        )
+        val_data = ShardDataset(
+            cfg.data.shards, "val", context_length=cfg.model.context_length, seed=cfg.train.seed
+        )
+        tokens_per_byte = None
+    elif cfg.data.inputs:
+        tokenizer = load_tokenizer(cfg.data.tokenizer)
+        train_data, val_data, tokens_per_byte = load_text_data(cfg, tokenizer)
+    else:
+        raise ScratchLMError(
+            "no training data: set data.inputs (text files) or data.shards (a shard directory)"
+        )
+    if cfg.train.init:
+        # Continued pretraining: the architecture is the initial weights' (dropout from this config).
+        from scratchlm.interop.model_files import load_model
+
+        if resume:
+            saved = read_json(out / "config.json")["model"]
+            cfg = replace(cfg, model=from_dict(ModelConfig, saved))
+            model = GPT(cfg.model, init=False)
+        else:
+            loaded, _ = load_model(cfg.train.init)
+            cfg = replace(cfg, model=replace(loaded.cfg, dropout=cfg.model.dropout))
+            model = GPT(cfg.model, init=False)
+            model.load_state_dict(loaded.state_dict())
+    else:
+        model = GPT(cfg.model)
+    if cfg.model.vocab_size < tokenizer.vocab_size:
+        raise ScratchLMError(
+            f"model.vocab_size {cfg.model.vocab_size:,} is smaller than the tokenizer's "
+            f"{tokenizer.vocab_size:,}"
+        )
+    model = model.to(device)
+    optimizer = build_optimizer(model, cfg.train)
+    state = TrainState()
+    if resume:
+        latest = ckpt.latest_checkpoint(out)
+        if latest is None:
+            raise ScratchLMError(f"{out}: no complete checkpoint to resume from")
+        state, data_state, saved = ckpt.load_checkpoint(latest, model, optimizer)
+        if saved.get("model") != cfg.model.to_dict():
+            raise ScratchLMError(
+                f"{latest}: the checkpoint's model config differs from this run's: cannot resume"
+            )
+        train_data.load_state_dict(data_state)
+    write_json(out / "config.json", cfg.to_dict())
+    save_tokenizer(tokenizer, out / "tokenizer")
+    autocast = _autocast(cfg.train.precision, device)
+    run = _Run(cfg, out, model, optimizer, train_data, val_data, tokenizer, tokens_per_byte, device, autocast)
+    if stale:
+        run.log({"event": "cleaned_stale_checkpoint_writes", "count": len(stale)})
+    if resume:
+        run.log({"event": "resumed", "step": state.step})
+
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signum
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    run.bar = tqdm(total=cfg.train.max_steps, initial=state.step, desc="pretrain", disable=not show_progress)
+    try:
+        while True:
+            try:
+                state = train(
+                    model,
+                    train_data,
+                    next_token_loss,
+                    optimizer,
+                    cfg.train,
+                    state=state,
+                    device=device,
+                    autocast=autocast,
+                    on_step=run.on_step,
+                    should_stop=lambda: stop["signal"] is not None,
+                )
+                break
+            except NonFiniteTraining as exc:
+                state = run.roll_back(state, exc)
+        if stop["signal"] is not None:
+            run.log({"event": "stopped_by_signal", "signal": int(stop["signal"]), "step": state.step})
+        run.save(state)
+    finally:
+        run.bar.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return state
+
+
+class _Run:
+    """The run directory's bookkeeping, called after every optimizer step."""
+
+    def __init__(
+        self, cfg, out, model, optimizer, train_data, val_data, tokenizer, tokens_per_byte, device, autocast
+    ):
+        self.cfg, self.out, self.model, self.optimizer = cfg, out, model, optimizer
+        self.train_data, self.val_data, self.tokenizer = train_data, val_data, tokenizer
+        self.tokens_per_byte, self.device, self.autocast = tokens_per_byte, device, autocast
+        self.metrics = (out / "metrics.jsonl").open("a", encoding="utf-8")
+        self.samples = (out / "samples.jsonl").open("a", encoding="utf-8")
+        self.bar = None
+        self.best_pending = False
+
+    def log(self, record: dict) -> None:
+        self.metrics.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+        self.metrics.flush()
+
+    def on_step(self, state: TrainState, result: StepResult) -> None:
+        t = self.cfg.train
+        tokens_per_s = result.tokens / max(result.seconds, 1e-9)
+        record = {
+            "step": result.step,
+            "loss": result.loss,
+            "lr": result.lr,
+            "grad_norm": result.grad_norm,
+            "tokens": state.tokens,
+            "tokens_per_s": round(tokens_per_s, 1),
+        }
+        if result.skipped:
+            record["skipped"] = "non-finite loss or gradient norm"
+        if result.skipped or result.step % t.log_interval == 0 or result.step == t.max_steps:
+            self.log(record)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{result.loss:.4f}", tok_s=f"{tokens_per_s:,.0f}")
+        is_last = result.step == t.max_steps
+        if result.step % t.eval_interval == 0 or is_last:
+            self.evaluate(state)
+        if result.step % t.checkpoint_interval == 0 and not is_last:
+            self.save(state)
+
+    def evaluate(self, state: TrainState) -> None:
+        batches = self.val_data.iter_sequential(self.cfg.train.batch_size)
+        limited = (b for _, b in zip(range(self.cfg.train.eval_batches), batches))
+        val_loss = evaluate(self.model, limited, next_token_loss, self.device, self.autocast)
+        record = {"step": state.step, "val_loss": val_loss, "val_ppl": perplexity(val_loss)}
+        if self.tokens_per_byte is not None:
+            record["val_bpb"] = bits_per_byte(val_loss, self.tokens_per_byte)
+        self.log(record)
+        if val_loss < state.best_val:
+            state.best_val = val_loss
+            self.best_pending = True
+        sample = generate_text(
+            self.model,
+            self.tokenizer,
+            self.cfg.train.sample_prompt,
+            max_new_tokens=self.cfg.train.sample_tokens,
+        )
+        self.model.train()
+        self.samples.write(
+            json.dumps({"step": state.step, "prompt": self.cfg.train.sample_prompt, "text": sample}) + "\n"
+        )
+        self.samples.flush()
+
+    def save(self, state: TrainState) -> Path:
+        path = ckpt.save_checkpoint(
+            self.out,
+            self.model,
+            self.optimizer,
+            state,
+            self.train_data.state_dict(),
+            self.cfg.to_dict(),
+            self.cfg.train.keep_last,
+        )
+        if self.best_pending:
+            ckpt.mark_best(self.out, path, state.best_val)
+            self.best_pending = False
+        return path
+
+    def roll_back(self, state: TrainState, exc: NonFiniteTraining) -> TrainState:
+        latest = ckpt.latest_checkpoint(self.out)
+        if latest is None:
+            raise ScratchLMError(f"{exc}; no checkpoint to roll back to: lower train.lr") from None
+        restored, data_state, _ = ckpt.load_checkpoint(latest, self.model, self.optimizer)
+        self.train_data.load_state_dict(data_state)
+        restored.lr_scale = state.lr_scale * 0.5
+        self.log(
+            {
+                "event": "rolled_back",
+                "to_step": restored.step,
+                "lr_scale": restored.lr_scale,
+                "reason": str(exc),
+            }
+        )
+        if self.bar is not None:
+            self.bar.n = restored.step
+        return restored

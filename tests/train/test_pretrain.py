@@ -1,0 +1,242 @@
+"""Pretraining end to end in subprocesses: kill -9 mid-run then --resume gives the very same losses;
+kill -9 while a checkpoint is being written leaves the previous one loadable; metrics are written;
+non-finite steps roll back to the last checkpoint with a lower learning rate."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scratchlm.config import RunConfig
+from scratchlm.train import checkpoint as ckpt
+
+pytestmark = pytest.mark.slow
+
+STEPS = 24
+SETTINGS = {
+    "model": {
+        "preset": "tiny",
+        "n_layers": 2,
+        "emb_dim": 64,
+        "n_heads": 2,
+        "context_length": 32,
+        "dropout": 0.1,
+    },
+    "train": {
+        "max_steps": STEPS,
+        "batch_size": 4,
+        "warmup_steps": 4,
+        "lr": 1e-3,
+        "min_lr": 1e-4,
+        "log_interval": 1,
+        "eval_interval": 12,
+        "eval_batches": 2,
+        "checkpoint_interval": 8,
+        "sample_tokens": 4,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, stdlib_text):
+    path = tmp_path_factory.mktemp("corpus") / "text.txt"
+    path.write_text(stdlib_text[:60_000], encoding="utf-8")
+    return path
+
+
+def config_file(tmp_path: Path, corpus: Path) -> Path:
+    import yaml
+
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["data"] = {"inputs": [str(corpus)]}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def launch(config: Path, out: Path, *extra: str, driver: str = "") -> subprocess.Popen:
+    code = driver + "\nfrom scratchlm.cli.main import main\nraise SystemExit(main(sys.argv[1:]))"
+    args = [
+        sys.executable,
+        "-c",
+        "import sys\n" + code,
+        "pretrain",
+        "-c",
+        str(config),
+        "-o",
+        str(out),
+        "-q",
+        *extra,
+    ]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def losses(run: Path) -> dict[int, float]:
+    """Training loss per step, the last record winning (a resumed run logs steps again)."""
+    out: dict[int, float] = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "loss" in record:
+            out[record["step"]] = record["loss"]
+    return out
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended early: {proc.stderr.read()}")
+        if time.time() > deadline:
+            proc.kill()
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+def test_kill_9_then_resume_continues_the_same_run(tmp_path, corpus):
+    config = config_file(tmp_path, corpus)
+    reference = launch(config, tmp_path / "ref")
+    assert reference.wait(timeout=300) == 0, reference.stderr.read()
+    expected = losses(tmp_path / "ref")
+    assert sorted(expected) == list(range(1, STEPS + 1))
+
+    run = tmp_path / "run"
+    proc = launch(config, run)
+    wait_for(lambda: (run / "metrics.jsonl").exists() and max(losses(run), default=0) >= 13, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = max(losses(run))
+    assert killed_at < STEPS, "the run finished before it could be killed"
+    # The newest checkpoint before the kill (step 8, or 16 on a slow machine) is where it resumes.
+    assert ckpt.latest_checkpoint(run).name == f"step_{8 * (killed_at // 8):07d}"
+    resumed = launch(config, run, "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert losses(run) == expected  # bit-identical floats, step for step
+
+
+def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, corpus):
+    config = config_file(tmp_path, corpus)
+    # Fault injection: the second checkpoint write stops half-way, long enough to be killed.
+    driver = (
+        "import time\n"
+        "from scratchlm.train import checkpoint\n"
+        "real = checkpoint._fsync\n"
+        "calls = []\n"
+        "def slow(path):\n"
+        "    calls.append(path)\n"
+        "    if len(calls) == 6:\n"  # 4 file syncs + 1 directory sync per checkpoint: inside the second
+        "        print('WRITING', flush=True); time.sleep(60)\n"
+        "    real(path)\n"
+        "checkpoint._fsync = slow\n"
+    )
+    run = tmp_path / "run"
+    proc = launch(config, run, driver=driver)
+    assert proc.stdout.readline().strip() == "WRITING"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((run / "checkpoints").glob(".tmp-*"))  # the half-written checkpoint
+    latest = ckpt.latest_checkpoint(run)
+    assert latest.name == "step_0000008"
+    ckpt.verify(latest)
+    resumed = launch(config, run, "--resume")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "cleaned_stale_checkpoint_writes" for e in events)
+    assert max(losses(run)) == STEPS
+
+
+def test_run_directory_explains_itself(tmp_path, corpus):
+    from scratchlm.train.pretrain import pretrain
+
+    cfg = RunConfig.from_dict({**SETTINGS, "data": {"inputs": [str(corpus)]}})
+    state = pretrain(cfg, tmp_path, show_progress=False)
+    assert state.step == STEPS
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "metrics.jsonl", "samples.jsonl", "tokenizer", "checkpoints"} <= names
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if "val_loss" in r]
+    assert [r["step"] for r in evals] == [12, 24]
+    assert all(r["val_ppl"] == pytest.approx(math.exp(r["val_loss"])) and r["val_bpb"] > 0 for r in evals)
+    steps = [r for r in records if "loss" in r]
+    assert all({"lr", "grad_norm", "tokens_per_s"} <= set(r) for r in steps)
+    assert RunConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == cfg
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*"))
+    assert kept == ["step_0000008", "step_0000016", "step_0000024"]
+    samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in samples] == [12, 24]
+
+
+def test_non_finite_steps_roll_back_with_a_lower_lr(tmp_path, corpus, monkeypatch):
+    from scratchlm.train import pretrain as pretrain_module
+    from scratchlm.train.losses import next_token_loss
+
+    calls = {"n": 0}
+
+    def flaky(model, batch):
+        calls["n"] += 1
+        loss = next_token_loss(model, batch)
+        return loss * math.nan if 10 <= calls["n"] <= 12 else loss
+
+    monkeypatch.setattr(pretrain_module, "next_token_loss", flaky)
+    cfg = RunConfig.from_dict({**SETTINGS, "data": {"inputs": [str(corpus)]}})
+    state = pretrain_module.pretrain(cfg, tmp_path, show_progress=False)
+    assert state.step == STEPS and state.lr_scale == 0.5
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rollback = [r for r in records if r.get("event") == "rolled_back"]
+    assert len(rollback) == 1 and rollback[0]["to_step"] == 8
+    assert sum(1 for r in records if r.get("skipped")) == 3
+
+
+def test_resume_refuses_another_architecture(tmp_path, corpus):
+    from scratchlm.errors import ScratchLMError
+    from scratchlm.train.pretrain import pretrain
+
+    cfg = RunConfig.from_dict({**SETTINGS, "data": {"inputs": [str(corpus)]}})
+    pretrain(cfg, tmp_path, show_progress=False)
+    other = RunConfig.from_dict(
+        {**SETTINGS, "model": {**SETTINGS["model"], "n_layers": 3}, "data": {"inputs": [str(corpus)]}}
+    )
+    with pytest.raises(ScratchLMError, match="another architecture"):
+        pretrain(other, tmp_path, resume=True, show_progress=False)
+    with pytest.raises(ScratchLMError, match="already holds a run"):
+        pretrain(cfg, tmp_path, show_progress=False)
+
+
+def test_continued_pretraining_from_a_model_directory(tmp_path, corpus):
+    import torch
+
+    from scratchlm.config import tiny
+    from scratchlm.interop.model_files import load_model, save_model
+    from scratchlm.model import GPT
+    from scratchlm.train.pretrain import pretrain
+
+    torch.manual_seed(0)
+    start = GPT(tiny(n_layers=1, emb_dim=32, n_heads=2, context_length=32, qkv_bias=True))
+    save_model(start, tmp_path / "init")
+    settings = {**SETTINGS, "data": {"inputs": [str(corpus)]}}
+    settings["train"] = {
+        **SETTINGS["train"],
+        "max_steps": 4,
+        "init": str(tmp_path / "init"),
+        "eval_interval": 4,
+    }
+    cfg = RunConfig.from_dict(settings)
+    pretrain(cfg, tmp_path / "run", show_progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert saved["n_layers"] == 1 and saved["qkv_bias"] is True and saved["dropout"] == 0.1
+    trained, _ = load_model(tmp_path / "init")  # the initial weights are untouched on disk
+    assert torch.equal(trained.emb.tok_emb.weight, start.emb.tok_emb.weight)
+    pretrain(
+        RunConfig.from_dict({**settings, "train": {**settings["train"], "max_steps": 6}}),
+        tmp_path / "run",
+        resume=True,
+        show_progress=False,
+    )
+    assert ckpt.latest_checkpoint(tmp_path / "run").name == "step_0000006"
