@@ -16,7 +16,9 @@ Prints tables and appends one JSON line to benchmarks/results/bench_train.jsonl.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -122,6 +124,31 @@ def build_hf_twin(ours: GPT, directory: Path) -> GPT2LMHeadModel:
     return hf.train()
 
 
+def keep_heap() -> bool:
+    """glibc only: serve every allocation from the heap and never give freed memory back to the OS
+    (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB). By default each allocation over 32 MB is a fresh mmap,
+    so every step page-faults its logits and activations in again (zeroed by the kernel). True if applied."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+
+
+def counted(fn: Callable[[], float], log: list[tuple[int, float]]) -> Callable[[], float]:
+    """fn, logging (minor page faults, system CPU seconds) of each call: the kernel's share of a step."""
+
+    def run() -> float:
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        out = fn()
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        log.append((after.ru_minflt - before.ru_minflt, after.ru_stime - before.ru_stime))
+        return out
+
+    return run
+
+
 # ---- machine peak ---------------------------------------------------------------------------------------
 def matmul_peak(n: int = 2048, repeats: int = 7) -> float:
     """GFLOP/s of an fp32 (n, n) @ (n, n) matmul (2 n^3 FLOPs), median of repeats after one warm-up."""
@@ -175,9 +202,9 @@ def memory_probe(shape: str, which: str, threads: int, seed: int) -> dict:
     }
 
 
-def measure_memory(shape: str, which: str, threads: int, seed: int) -> dict:
+def measure_memory(shape: str, which: str, cfg: dict) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.bench_train", "--memory-probe", shape, which]
-    cmd += ["--threads", str(threads), "--seed", str(seed)]
+    cmd += ["--threads", str(cfg["threads"]), "--seed", str(cfg["seed"])] + ["--keep-heap"] * cfg["keep_heap"]
     try:
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -284,8 +311,9 @@ def bench_shape(name: str, cfg: dict, peak_gflop_s: float, tmp: Path) -> dict:
 
     row["load"] = wait_for_quiet(cfg["max_wait_s"])
     repeats = cfg["steps"][name]
+    kernel: dict[str, list[tuple[int, float]]] = {k: [] for k in steps}
     with OtherLoad() as other:
-        results = race(steps, dict.fromkeys(steps, repeats))
+        results = race({k: counted(fn, kernel[k]) for k, fn in steps.items()}, dict.fromkeys(steps, repeats))
     row["load"]["other_cores_busy_during"] = other.cores
     row["noisy"] = other.cores is not None and other.cores > NOISY_CORES
     row["steps"] = repeats
@@ -294,13 +322,19 @@ def bench_shape(name: str, cfg: dict, peak_gflop_s: float, tmp: Path) -> dict:
         row[f"{k}_step_s"] = sec
         row[f"{k}_tok_s"] = tokens / sec
         row[f"{k}_mfu"] = row["flops_per_token"] * tokens / sec / (peak_gflop_s * 1e9)
+        row[f"{k}_page_faults"] = statistics.median(f for f, _ in kernel[k])
+        row[f"{k}_sys_s"] = statistics.median(s for _, s in kernel[k])
     row["ours/hf"] = row["ours_tok_s"] / row["hf_tok_s"]
     if "ours_compiled_tok_s" in row:
         row["ours_compiled/hf"] = row["ours_compiled_tok_s"] / row["hf_tok_s"]
 
     if name in cfg["profile_shapes"]:
         print(f"  profiling one step of ours on {name} ...", flush=True)
-        row["profile"] = profile_step(steps["ours"])
+        load = wait_for_quiet(cfg["max_wait_s"])
+        with OtherLoad() as other:
+            row["profile"] = profile_step(steps["ours"])
+        row["profile"]["load"] = load | {"other_cores_busy_during": other.cores}
+        row["profile"]["noisy"] = other.cores is not None and other.cores > NOISY_CORES
     return row
 
 
@@ -346,12 +380,17 @@ def print_report(cfg: dict, runs: dict) -> None:
     )
     print_table(title, rows, note, digits=2)
 
-    rows = [["shape", "params", "optimizer", "steps", "ours s/step", "HF s/step", "loss gap", "other load"]]
+    rows = [["shape", "params", "optimizer", "steps", "ours s/step", "HF s/step", "ours faults", "HF faults"]]
+    rows[0] += ["ours sys s", "HF sys s", "loss gap", "other load"]
     for name, r in runs.items():
         load = f"{r['load']['other_cores_busy']} / {r['load']['other_cores_busy_during']}"
         rows.append([name, f"{r['params'] / 1e6:.1f}M", r["optimizer"], r["steps"], r["ours_step_s"]])
-        rows[-1] += [r["hf_step_s"], f"{r['loss_gap_first_step']:.1e}", load]
+        rows[-1] += [r["hf_step_s"], f"{r['ours_page_faults']:,.0f}", f"{r['hf_page_faults']:,.0f}"]
+        rows[-1] += [r["ours_sys_s"], r["hf_sys_s"], f"{r['loss_gap_first_step']:.1e}", load]
     note = (
+        "faults, sys s: minor page faults and kernel CPU seconds (all threads) per step, median: glibc hands"
+        " each\nallocation over 32 MB back to the OS when freed, so every step faults its big tensors in"
+        f" again (4 KiB each){'' if cfg['keep_heap'] else '; --keep-heap stops that'}.\n"
         "loss gap: |ours - HF| loss of the first step (same weights, same batch: the work is the same).\n"
         "other load: cores kept busy by other processes before / during the race."
     )
@@ -392,7 +431,9 @@ def print_report(cfg: dict, runs: dict) -> None:
         rows = [["where ours spends a step", "share", "s"]]
         rows += [[k, f"{v:.1%}", v * p["total_s"]] for k, v in p["by_category"].items()]
         phases = ", ".join(f"{k} {v:.0%}" for k, v in p["by_phase"].items())
-        print_table(f"profile, {name}: self CPU time of one step ({p['total_s']:.2f} s profiled)", rows, "")
+        title = f"profile, {name}: self CPU time of one step of ours ({p['total_s']:.2f} s profiled)"
+        note = "* other processes were busy during the profile: not reliable" if p["noisy"] else ""
+        print_table(title + (" *" if p["noisy"] else ""), rows, note)
         print(f"by phase: {phases}")
         rows = [["top ops by self CPU time", "self s", "share", "calls"]]
         rows += [[o["op"], o["self_s"], f"{o['share']:.1%}", o["calls"]] for o in p["top_ops"]]
@@ -405,6 +446,7 @@ def parse_config() -> dict:
     p.add_argument("--steps", type=int, help=f"timed steps per model; default {STEPS}; --quick: 3")
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch.set_num_threads")
     p.add_argument("--compile", action="store_true", help="add a torch.compile(ours) row (slow to build)")
+    p.add_argument("--keep-heap", action="store_true", help="glibc: keep freed memory (see keep_heap)")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory probes")
     p.add_argument("--no-profile", dest="profile", action="store_false", help="skip the profiles")
     p.add_argument("--max-wait", type=float, default=60, help="seconds to wait for a quiet machine per block")
@@ -425,6 +467,7 @@ def parse_config() -> dict:
         "threads": args.threads,
         "compile": args.compile,
         "compile_ok": True,
+        "keep_heap": args.keep_heap,
         "memory": args.memory and not q,
         "profile_shapes": [s for s in shapes if s != "tiny" or q] if args.profile else [],
         "max_wait_s": args.max_wait,
@@ -443,6 +486,8 @@ def main() -> None:
     cfg = parse_config()
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
+    if cfg["keep_heap"] and not keep_heap():
+        sys.exit("--keep-heap: this C library has no mallopt (glibc only)")
     if cfg["memory_probe"]:
         shape, which = cfg["memory_probe"]
         print(json.dumps(memory_probe(shape, which, cfg["threads"], cfg["seed"])))
@@ -465,9 +510,7 @@ def main() -> None:
     if cfg["memory"]:
         for name in cfg["shapes"]:
             print(f"{name}: peak memory, one process per model ...", flush=True)
-            runs[name]["memory"] = {
-                which: measure_memory(name, which, cfg["threads"], cfg["seed"]) for which in ("ours", "hf")
-            }
+            runs[name]["memory"] = {which: measure_memory(name, which, cfg) for which in ("ours", "hf")}
     print_report(cfg, runs)
 
     versions = ("scratchlm", "torch", "transformers", "safetensors")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -241,3 +242,31 @@ def test_continued_pretraining_from_a_model_directory(tmp_path, corpus):
         show_progress=False,
     )
     assert ckpt.latest_checkpoint(tmp_path / "run").name == "step_0000006"
+
+
+def test_two_process_ddp_matches_one_process_at_the_same_global_batch(tmp_path, corpus):
+    import yaml
+
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["model"]["dropout"] = 0.0  # dropout draws differ between processes; the math must not
+    settings["train"].update(max_steps=8, checkpoint_interval=100, eval_interval=100)
+    settings["data"] = {"inputs": [str(corpus)]}
+    single = dict(settings, train={**settings["train"], "batch_size": 8})
+    double = dict(settings, train={**settings["train"], "batch_size": 4})
+    (tmp_path / "single.yaml").write_text(yaml.safe_dump(single))
+    (tmp_path / "double.yaml").write_text(yaml.safe_dump(double))
+    one = launch(tmp_path / "single.yaml", tmp_path / "one")
+    assert one.wait(timeout=300) == 0, one.stderr.read()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = ["torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "scratchlm"]
+    command += ["pretrain", "-c", str(tmp_path / "double.yaml"), "-o", str(tmp_path / "two"), "-q"]
+    ddp = subprocess.run(
+        [sys.executable, "-m", *command], capture_output=True, text=True, timeout=240, env=env
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert sorted(a) == sorted(b) == list(range(1, 9))
+    assert max(abs(a[s] - b[s]) for s in a) <= 1e-5
+    records = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    tokens = [r["tokens"] for r in records if "loss" in r]
+    assert tokens[-1] == 8 * 8 * 32  # both processes' tokens are counted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import yaml
@@ -85,5 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, parse_overrides(args.overrides))
     state = pretrain(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
+        return 0
     print(f"stopped at step {state.step:,} of {cfg.train.max_steps:,}; run directory: {args.out}/")
     return 0

@@ -106,6 +106,9 @@ class WindowSampler:
         # Window starts of array k are the positions offsets[k] .. offsets[k+1]-1 of one flat range.
         self.offsets = np.cumsum([0] + [len(t) - context_length for t in self.tokens])
         self.rng = np.random.default_rng(seed)
+        # Data parallelism: every process draws the same global batch and keeps its own slice, so N
+        # processes see exactly the windows one process would see with an N times larger batch.
+        self.rank, self.world_size = 0, 1
 
     @property
     def n_tokens(self) -> int:
@@ -115,7 +118,8 @@ class WindowSampler:
         """A random batch `(x, y)` of int64 tensors, each (B, T): `x[b] = tokens[i : i + T]` and
         `y[b] = tokens[i + 1 : i + T + 1]` for a random array and start `i`."""
         _check_batch_size(batch_size)
-        flat = self.rng.integers(0, self.offsets[-1], size=batch_size)
+        flat = self.rng.integers(0, self.offsets[-1], size=batch_size * self.world_size)
+        flat = flat[self.rank * batch_size : (self.rank + 1) * batch_size]
         shard = np.searchsorted(self.offsets, flat, side="right") - 1
         return self._gather(shard, flat - self.offsets[shard])
 

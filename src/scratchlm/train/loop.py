@@ -84,14 +84,19 @@ def train(
             group["lr"] = lr
         loss_sum = 0.0
         tokens = 0
-        for _ in range(cfg.grad_accum_steps):
+        for micro in range(cfg.grad_accum_steps):
             inputs, targets = batches.get_batch(cfg.batch_size)
             inputs, targets = inputs.to(device), targets.to(device)
-            with autocast():
-                loss = loss_fn(model, (inputs, targets))
-            (loss / cfg.grad_accum_steps).backward()
+            # Under DDP, gradients are averaged across processes once per step, on the last micro-batch.
+            is_last = micro == cfg.grad_accum_steps - 1
+            sync = nullcontext() if is_last or not hasattr(model, "no_sync") else model.no_sync()
+            with sync:
+                with autocast():
+                    loss = loss_fn(model, (inputs, targets))
+                (loss / cfg.grad_accum_steps).backward()
             loss_sum += loss.item()
             tokens += inputs.numel()
+        loss_sum, tokens = _across_processes(loss_sum, tokens)
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         loss_value = loss_sum / cfg.grad_accum_steps
@@ -115,6 +120,16 @@ def train(
                 f"(the last at step {state.step})"
             )
     return state
+
+
+def _across_processes(loss_sum: float, tokens: int) -> tuple[float, int]:
+    """Mean loss and total tokens over all processes of a distributed run (identity otherwise)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return loss_sum, tokens
+    world = torch.distributed.get_world_size()
+    values = torch.tensor([loss_sum, float(tokens)], dtype=torch.float64)
+    torch.distributed.all_reduce(values)
+    return values[0].item() / world, int(values[1].item())
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ non-finite steps. `config.json` and the tokenizer sit beside the checkpoints.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
@@ -74,11 +75,12 @@ def pretrain(
     cfg: RunConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True
 ) -> TrainState:
     out = Path(out_dir)
+    rank, world, device = _setup_processes(cfg.train.device)
+    is_main = rank == 0
     if not resume and (out / "checkpoints").exists():
         raise ScratchLMError(f"{out} already holds a run: pass --resume to continue it, or another --out")
     out.mkdir(parents=True, exist_ok=True)
-    stale = ckpt.clean_stale(out)
-    device = pick_device(cfg.train.device)
+    stale = ckpt.clean_stale(out) if is_main else []
     random.seed(cfg.train.seed)
     np.random.seed(cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
@@ -120,6 +122,8 @@ def pretrain(
             f"{tokenizer.vocab_size:,}"
         )
     model = model.to(device)
+    for data in (train_data,):
+        data.rank, data.world_size = rank, world
     optimizer = build_optimizer(model, cfg.train)
     state = TrainState()
     if resume:
@@ -132,10 +136,17 @@ def pretrain(
                 f"{latest}: the checkpoint's model config differs from this run's: cannot resume"
             )
         train_data.load_state_dict(data_state)
-    write_json(out / "config.json", cfg.to_dict())
-    save_tokenizer(tokenizer, out / "tokenizer")
+    if is_main:
+        write_json(out / "config.json", cfg.to_dict())
+        save_tokenizer(tokenizer, out / "tokenizer")
     autocast = _autocast(cfg.train.precision, device)
     run = _Run(cfg, out, model, optimizer, train_data, val_data, tokenizer, tokens_per_byte, device, autocast)
+    run.is_main = is_main
+    trained = model
+    if world > 1:  # gradients averaged across processes; rank 0 logs, evaluates and checkpoints
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if stale:
         run.log({"event": "cleaned_stale_checkpoint_writes", "count": len(stale)})
     if resume:
@@ -147,12 +158,17 @@ def pretrain(
         stop["signal"] = signum
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    run.bar = tqdm(total=cfg.train.max_steps, initial=state.step, desc="pretrain", disable=not show_progress)
+    run.bar = tqdm(
+        total=cfg.train.max_steps,
+        initial=state.step,
+        desc="pretrain",
+        disable=not (show_progress and is_main),
+    )
     try:
         while True:
             try:
                 state = train(
-                    model,
+                    trained,
                     train_data,
                     next_token_loss,
                     optimizer,
@@ -173,7 +189,24 @@ def pretrain(
         run.bar.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
+        if world > 1:
+            torch.distributed.destroy_process_group()
     return state
+
+
+def _setup_processes(device_name: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device). Under `torchrun` (RANK/WORLD_SIZE/LOCAL_RANK in the environment, its
+    protocol), join the process group: NCCL with one GPU per process, gloo on CPUs."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = pick_device(device_name)
+    if world == 1:
+        return 0, 1, device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return torch.distributed.get_rank(), world, device
 
 
 class _Run:
@@ -189,12 +222,17 @@ class _Run:
         self.samples = (out / "samples.jsonl").open("a", encoding="utf-8")
         self.bar = None
         self.best_pending = False
+        self.is_main = True
 
     def log(self, record: dict) -> None:
+        if not self.is_main:
+            return
         self.metrics.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
         self.metrics.flush()
 
     def on_step(self, state: TrainState, result: StepResult) -> None:
+        if not self.is_main:
+            return
         t = self.cfg.train
         tokens_per_s = result.tokens / max(result.seconds, 1e-9)
         record = {
@@ -241,7 +279,9 @@ class _Run:
         )
         self.samples.flush()
 
-    def save(self, state: TrainState) -> Path:
+    def save(self, state: TrainState) -> Path | None:
+        if not self.is_main:
+            return None
         path = ckpt.save_checkpoint(
             self.out,
             self.model,
