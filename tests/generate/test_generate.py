@@ -24,11 +24,11 @@ from scratchlm.model import GPT
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return GPT(tiny(context_length=256, n_layers=2)).eval()
+    return GPT(tiny(vocab_size=2000, context_length=256, n_layers=2)).eval()
 
 
 def test_cached_greedy_equals_uncached_for_200_tokens(model):
-    x = torch.randint(0, 50257, (1, 12))
+    x = torch.randint(0, 2000, (1, 12))
     cached = generate(model, x, max_new_tokens=200)
     uncached = generate(model, x, max_new_tokens=200, use_cache=False)
     assert cached.shape == (1, 212)
@@ -53,7 +53,7 @@ def test_batched_prompts_equal_each_prompt_alone(model, use_cache):
 
 
 def test_seeded_sampling_is_reproducible(model):
-    x = torch.randint(0, 50257, (1, 5))
+    x = torch.randint(0, 2000, (1, 5))
     config = GenerateConfig(max_new_tokens=20, temperature=1.0, top_k=50, top_p=0.9, seed=3)
     assert torch.equal(generate(model, x, config), generate(model, x, config))
     assert torch.equal(generate(model, x, config), generate(model, x, config.replace(use_cache=False)))
@@ -68,7 +68,7 @@ def test_eos_stops_rows(model):
 
 
 def test_repetition_penalty_changes_greedy_output(model):
-    x = torch.randint(0, 50257, (1, 5))
+    x = torch.randint(0, 2000, (1, 5))
     plain = generate(model, x, max_new_tokens=30)
     penalised = generate(model, x, max_new_tokens=30, repetition_penalty=5.0)
     assert not torch.equal(plain, penalised)

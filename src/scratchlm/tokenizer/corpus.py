@@ -81,7 +81,7 @@ def plan_blocks(
 
 
 def _next_cut(f, pos: int, size: int, patterns: Sequence[str], specials: Sequence[str]) -> int:
-    """The first verified cut after `pos`; candidates sit next to ASCII whitespace, newlines first.
+    """The first verified cut after `pos`; candidates sit next to ASCII whitespace.
     Text with no verified cut within SEARCH_BYTES is cut at the first candidate instead (which can
     change the one chunk at the cut); text without whitespace runs on to EOF."""
     fallback = -1
@@ -109,13 +109,12 @@ def _next_cut(f, pos: int, size: int, patterns: Sequence[str], specials: Sequenc
 
 
 def _candidates(data: bytes) -> list[int]:
-    """Offsets next to ASCII whitespace (so UTF-8 characters stay whole): after newlines first, then
-    before or after any other whitespace byte (GPT-2 cuts a CRLF file between \r and \n, and a line of
-    words before each space)."""
+    """Offsets next to ASCII whitespace (so UTF-8 characters stay whole), in order: before or after any
+    whitespace byte (GPT-2 cuts a CRLF file between \r and \n, and a line of words before a space)."""
     spaces = b" \t\n\r\x0b\x0c"
-    newlines = [i + 1 for i, b in enumerate(data) if b == 0x0A]
-    others = sorted({i + d for i, b in enumerate(data) if b in spaces for d in (0, 1)} - set(newlines))
-    return [i for i in newlines + others if 0 < i < len(data)]
+    return sorted(
+        {i + d for i, b in enumerate(data) if b in spaces for d in (0, 1)} & set(range(1, len(data)))
+    )
 
 
 def read_block(block: Block) -> str:
