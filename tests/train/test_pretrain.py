@@ -173,6 +173,8 @@ def test_run_directory_explains_itself(tmp_path, corpus):
     assert kept == ["step_0000008", "step_0000016", "step_0000024"]
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert [s["step"] for s in samples] == [12, 24]
+    for name in ("loss.png", "lr.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_non_finite_steps_roll_back_with_a_lower_lr(tmp_path, corpus, monkeypatch):

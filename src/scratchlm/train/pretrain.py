@@ -34,6 +34,7 @@ from scratchlm.train import checkpoint as ckpt
 from scratchlm.train.loop import NonFiniteTraining, StepResult, TrainState, evaluate, train
 from scratchlm.train.losses import bits_per_byte, next_token_loss, perplexity
 from scratchlm.train.optim import build_optimizer
+from scratchlm.train.plots import plot_run
 
 
 def load_text_data(cfg: RunConfig, tokenizer):
@@ -277,6 +278,7 @@ class _Run:
         self.samples.write(
             json.dumps({"step": state.step, "prompt": self.cfg.train.sample_prompt, "text": sample}) + "\n"
         )
+        plot_run(self.out)
         self.samples.flush()
 
     def save(self, state: TrainState) -> Path | None:
