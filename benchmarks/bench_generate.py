@@ -13,7 +13,6 @@ whole `generate` call (prefill included).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -24,7 +23,17 @@ import torch
 import transformers
 from transformers import GPT2LMHeadModel
 
-from benchmarks.common import MB, ROOT, append_result, print_table, race, run_info
+from benchmarks.common import (
+    MB,
+    NOISY_CORES,
+    ROOT,
+    OtherLoad,
+    append_result,
+    print_table,
+    race,
+    run_info,
+    wait_for_quiet,
+)
 from scratchlm.config import ModelConfig, gpt2_small, small
 from scratchlm.generate.generate import generate
 from scratchlm.interop.hf import save_hf_gpt2
@@ -36,55 +45,9 @@ SHAPES: dict[str, Callable[[], ModelConfig]] = {
     "small": lambda: small(context_length=1024, dropout=0.0),
     "gpt2-small": lambda: gpt2_small(qkv_bias=True, dropout=0.0),
 }
-NOISY_CORES = 0.25  # other processes busier than this during a block: its numbers are marked unreliable
 
 
-# ---- load and bandwidth -------------------------------------------------------------------------------
-def _busy_jiffies() -> int | None:
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return user + nice + system + irq + softirq + steal
-
-
-class OtherLoad:
-    """Cores kept busy by other processes while the block runs: /proc/stat's busy time minus our own CPU
-    time. (The 1-minute load average also counts this process and lags a minute behind.)"""
-
-    def __enter__(self) -> OtherLoad:
-        self.busy, self.own, self.t0 = _busy_jiffies(), time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        busy, elapsed = _busy_jiffies(), time.perf_counter() - self.t0
-        own = time.process_time() - self.own
-        if busy is None or self.busy is None:
-            self.cores = None
-            return
-        total = (busy - self.busy) / os.sysconf("SC_CLK_TCK")
-        self.cores = round(max(0.0, total - own) / elapsed, 2)
-
-
-def wait_for_quiet(max_wait: float, threshold: float = 0.5) -> dict:
-    """Wait (up to max_wait s) until other processes keep less than `threshold` cores busy: with OpenMP
-    threads on a shared 2-core machine, one busy neighbour can slow a small forward pass 50x."""
-    t0 = time.perf_counter()
-    while True:
-        with OtherLoad() as other:
-            time.sleep(1.0)
-        waited = time.perf_counter() - t0
-        if other.cores is None:  # no /proc/stat: fall back on the load average
-            other.cores = os.getloadavg()[0]
-        if other.cores <= threshold or waited >= max_wait:
-            break
-    load = {"loadavg_1m": round(os.getloadavg()[0], 2), "other_cores_busy": other.cores}
-    load["waited_s"] = round(waited, 1)
-    print(f"  load before: {load}", flush=True)
-    return load
-
-
+# ---- bandwidth ----------------------------------------------------------------------------------------
 def copy_bandwidth(nbytes: int, repeats: int = 7) -> float:
     """GB/s of `dst.copy_(src)` on fp32 tensors of nbytes each, counting read + write; median of repeats."""
     src = torch.rand(max(1, nbytes // 4))

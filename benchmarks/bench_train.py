@@ -38,8 +38,17 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from benchmarks.bench_generate import NOISY_CORES, OtherLoad, wait_for_quiet
-from benchmarks.common import MB, ROOT, append_result, print_table, race, run_info
+from benchmarks.common import (
+    MB,
+    NOISY_CORES,
+    ROOT,
+    OtherLoad,
+    append_result,
+    print_table,
+    race,
+    run_info,
+    wait_for_quiet,
+)
 from scratchlm.config import ModelConfig, gpt2_small, small, tiny
 from scratchlm.interop.hf import config_to_hf, save_hf_gpt2
 from scratchlm.model.gpt import GPT

@@ -82,3 +82,52 @@ def append_result(path: Path, record: dict) -> None:
     with path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
     print(f"\nappended one line to {path.relative_to(ROOT)}")
+
+
+# ---- a quiet machine -------------------------------------------------------------------------------
+NOISY_CORES = 0.25  # other processes busier than this during a block: its numbers are marked unreliable
+
+
+def _busy_jiffies() -> int | None:
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return user + nice + system + irq + softirq + steal
+
+
+class OtherLoad:
+    """Cores kept busy by other processes while the block runs: /proc/stat's busy time minus our own CPU
+    time. (The 1-minute load average also counts this process and lags a minute behind.)"""
+
+    def __enter__(self) -> OtherLoad:
+        self.busy, self.own, self.t0 = _busy_jiffies(), time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        busy, elapsed = _busy_jiffies(), time.perf_counter() - self.t0
+        own = time.process_time() - self.own
+        if busy is None or self.busy is None:
+            self.cores = None
+            return
+        total = (busy - self.busy) / os.sysconf("SC_CLK_TCK")
+        self.cores = round(max(0.0, total - own) / elapsed, 2)
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.5) -> dict:
+    """Wait (up to max_wait s) until other processes keep less than `threshold` cores busy: with OpenMP
+    threads on a shared 2-core machine, one busy neighbour can slow a small forward pass 50x."""
+    t0 = time.perf_counter()
+    while True:
+        with OtherLoad() as other:
+            time.sleep(1.0)
+        waited = time.perf_counter() - t0
+        if other.cores is None:  # no /proc/stat: fall back on the load average
+            other.cores = os.getloadavg()[0]
+        if other.cores <= threshold or waited >= max_wait:
+            break
+    load = {"loadavg_1m": round(os.getloadavg()[0], 2), "other_cores_busy": other.cores}
+    load["waited_s"] = round(waited, 1)
+    print(f"  load before: {load}", flush=True)
+    return load

@@ -3,6 +3,7 @@ writes (a temp file beside the target, then rename), so a crash never leaves hal
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -38,3 +39,12 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     return write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 4 MB pieces (checkpoint manifests, shard checksums)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()

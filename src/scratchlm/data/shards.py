@@ -4,7 +4,6 @@ Does not know how shards are written: `data.prepare` does that."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import os
 from collections.abc import Iterable, Iterator
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from scratchlm.errors import ScratchLMError
-from scratchlm.files import read_json
+from scratchlm.files import read_json, sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -54,14 +53,6 @@ def read_meta(directory: str | os.PathLike) -> dict:
             f"(at most {DTYPES[dtype]:,}); the shards are corrupt: prepare them again"
         )
     return meta
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_shards(

@@ -6,14 +6,13 @@ values tiktoken pins, so `Tokenizer.gpt2()` needs no network.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from scratchlm.errors import ScratchLMError
-from scratchlm.files import read_json
+from scratchlm.files import read_json, sha256_file
 from scratchlm.tokenizer.byte_alphabet import byte_to_char, str_to_bytes
 from scratchlm.tokenizer.pretokenize import GPT2_PATTERN
 from scratchlm.tokenizer.tokenizer import EOT, Tokenizer
@@ -76,7 +75,7 @@ def gpt2_files() -> tuple[Path, Path]:
         ) from None
     encoder, bpe = Path(str(data / "encoder.json")), Path(str(data / "vocab.bpe"))
     for path, digest in ((encoder, ENCODER_JSON_SHA256), (bpe, VOCAB_BPE_SHA256)):
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             raise ScratchLMError(f"{path}: missing or not GPT-2's file (SHA-256 mismatch)")
     return encoder, bpe
 

@@ -9,7 +9,6 @@ previous checkpoint whole; stale temp directories are removed at the next start.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -22,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from scratchlm.errors import ScratchLMError
-from scratchlm.files import read_json, write_json
+from scratchlm.files import read_json, sha256_file, write_json
 from scratchlm.train.loop import TrainState
 
 FILES = ("model.safetensors", "optimizer.pt", "state.json")
@@ -57,14 +56,6 @@ def _model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -93,7 +84,7 @@ def save_checkpoint(
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     payload = {"train": vars(state), "random": random_states(), "data": data_state, "config": config}
     (tmp / "state.json").write_text(json.dumps(payload, default=_json_default), encoding="utf-8")
-    manifest = {f: _sha256(tmp / f) for f in FILES}
+    manifest = {f: sha256_file(tmp / f) for f in FILES}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     for f in (*FILES, "manifest.json"):
         _fsync(tmp / f)
@@ -139,7 +130,7 @@ def verify(checkpoint: Path) -> None:
         raise ScratchLMError(f"{checkpoint}: incomplete checkpoint (no manifest.json)")
     for name, digest in read_json(manifest_path).items():
         path = checkpoint / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             raise ScratchLMError(f"{path}: missing or corrupt (SHA-256 does not match the manifest)")
 
 
