@@ -19,7 +19,6 @@ benchmarks/results/bench_train.jsonl. MB = 10^6 bytes.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import resource
 import statistics
@@ -53,6 +52,7 @@ from scratchlm.config import ModelConfig, gpt2_small, small, tiny
 from scratchlm.interop.hf import config_to_hf, save_hf_gpt2
 from scratchlm.model.gpt import GPT
 from scratchlm.model.sizing import flops_per_token
+from scratchlm.train.perf import keep_heap, matmul_peak_flops
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_train.jsonl"
 # name -> (config, batch size). Every shape trains at its full context length.
@@ -137,18 +137,6 @@ def build_hf_twin(ours: GPT, directory: Path) -> GPT2LMHeadModel:
     return hf.train()
 
 
-def keep_heap() -> bool:
-    """glibc only: serve every allocation from the heap and never give freed memory back to the OS
-    (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB). By default each allocation over 32 MB is a fresh mmap,
-    so every step page-faults its logits and activations in again (zeroed by the kernel). True if applied."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
-
-
 def settle(max_wait: float) -> None:
     """Wait quietly (up to max_wait s) until other processes keep at most NOISY_CORES busy."""
     t0 = time.perf_counter()
@@ -200,17 +188,9 @@ def summarize(log: list[dict], race_cores: float | None) -> dict:
 
 
 # ---- machine peak ---------------------------------------------------------------------------------------
-def matmul_peak(n: int = 2048, repeats: int = 7) -> float:
-    """GFLOP/s of an fp32 (n, n) @ (n, n) matmul (2 n^3 FLOPs), median of repeats after one warm-up."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    torch.mm(a, b, out=out)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        torch.mm(a, b, out=out)
-        times.append(time.perf_counter() - t0)
-    return 2 * n**3 / statistics.median(times) / 1e9
+def matmul_peak(n: int = 2048) -> float:
+    """GFLOP/s of an fp32 (n, n) @ (n, n) matmul on the CPU (scratchlm.train.perf, median of 5)."""
+    return matmul_peak_flops("cpu", torch.float32, n) / 1e9
 
 
 # ---- peak memory: one fresh process per model -----------------------------------------------------------

@@ -153,10 +153,15 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    compile: bool = False
+    compile: bool = False  # torch.compile the training forward/backward (evaluation stays eager)
     init: str | None = None  # start from these weights: a model directory or a Hub name ("gpt2")
+    peak_flops: float = 0.0  # the device's peak FLOP/s for MFU; 0: a GPU data sheet, or measured
+    keep_heap: bool = True  # CPU on glibc: keep freed memory in the process (no page faults each step)
+    loggers: tuple[str, ...] = ()  # also log to "tensorboard" and/or "wandb" (installed separately)
 
     def __post_init__(self) -> None:
+        loggers = self.loggers.split(",") if isinstance(self.loggers, str) else self.loggers
+        object.__setattr__(self, "loggers", tuple(x.strip() for x in loggers if x.strip()))
         for name in (
             "max_steps",
             "batch_size",

@@ -59,3 +59,32 @@ def test_non_finite_steps_are_skipped_then_raise():
     changed = any(not torch.equal(before[k], after[k]) for k in before)
     assert changed  # the three good steps updated the weights...
     assert all(torch.isfinite(v).all() for v in after.values())  # ...and no NaN ever reached them
+
+
+def test_fp16_loss_scaling_skips_overflows_without_counting_them_as_bad():
+    model, opt, cfg, data = setup(max_steps=30, batch_size=8, max_bad_steps=1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)  # overflows at first: the scale must come down
+    results = []
+    autocast = lambda: torch.autocast("cpu", dtype=torch.float16)  # noqa: E731
+    train(
+        model,
+        data,
+        next_token_loss,
+        opt,
+        cfg,
+        autocast=autocast,
+        scaler=scaler,
+        on_step=lambda s, r: results.append(r),
+    )
+    skipped = [r.skipped for r in results]
+    assert skipped[0] and not skipped[-1]  # overflowing steps skipped, no NonFiniteTraining raised
+    assert scaler.get_scale() < 2.0**40
+    assert np.mean([r.loss for r in results[-5:]]) < np.mean([r.loss for r in results[:5]])
+
+
+def test_fp16_scaler_still_counts_a_non_finite_loss():
+    model, opt, cfg, data = setup(max_steps=10, max_bad_steps=2)
+    scaler = torch.amp.GradScaler("cpu")
+    nan_loss = lambda m, batch: next_token_loss(m, batch) * math.nan  # noqa: E731
+    with pytest.raises(NonFiniteTraining, match="2 steps in a row"):
+        train(model, data, nan_loss, opt, cfg, scaler=scaler)

@@ -272,3 +272,62 @@ def test_two_process_ddp_matches_one_process_at_the_same_global_batch(tmp_path, 
     records = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     tokens = [r["tokens"] for r in records if "loss" in r]
     assert tokens[-1] == 8 * 8 * 32  # both processes' tokens are counted
+
+
+def _short(corpus: Path, **train) -> RunConfig:
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["model"]["dropout"] = 0.0
+    settings["train"].update({"max_steps": 4, "eval_interval": 4, "checkpoint_interval": 2, **train})
+    settings["data"] = {"inputs": [str(corpus)]}
+    return RunConfig.from_dict(settings)
+
+
+def test_compiled_training_matches_eager(tmp_path, corpus):
+    from scratchlm.train.pretrain import pretrain
+
+    pretrain(_short(corpus), tmp_path / "eager", show_progress=False)
+    pretrain(_short(corpus, compile=True), tmp_path / "compiled", show_progress=False)
+    a, b = losses(tmp_path / "eager"), losses(tmp_path / "compiled")
+    assert sorted(a) == sorted(b) == [1, 2, 3, 4]
+    assert max(abs(a[s] - b[s]) for s in a) <= 1e-4
+    # the checkpoint holds plain weight names (no torch.compile wrapper prefix)
+    ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "compiled"), _model(_short(corpus)))
+
+
+def _model(cfg: RunConfig):
+    from scratchlm.model import GPT
+
+    return GPT(cfg.model)
+
+
+def test_fp16_run_scales_the_loss_and_resumes_the_scale(tmp_path, corpus):
+    from scratchlm.train.pretrain import pretrain
+
+    pretrain(_short(corpus, precision="fp16", max_steps=2), tmp_path / "run", show_progress=False)
+    state = json.loads((ckpt.latest_checkpoint(tmp_path / "run") / "state.json").read_text())
+    assert state["grad_scaler"]["scale"] > 0
+    pretrain(_short(corpus, precision="fp16"), tmp_path / "run", resume=True, show_progress=False)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4]
+    assert all(math.isfinite(r["loss"]) and r["loss_scale"] > 0 for r in steps)
+    peak = [r for r in records if r.get("event") == "peak_flops"]
+    assert peak and peak[0]["precision"] == "fp16" and "float16" in peak[0]["source"]
+
+
+def test_a_run_directory_is_a_model(tmp_path, corpus):
+    import torch
+
+    from scratchlm.interop.model_files import load_model
+    from scratchlm.train.pretrain import pretrain
+
+    pretrain(_short(corpus), tmp_path / "run", show_progress=False)
+    model, tokenizer = load_model(tmp_path / "run")
+    best = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())["checkpoint"]
+    reference = _model(_short(corpus))
+    ckpt.load_weights(tmp_path / "run" / "checkpoints" / best, reference)
+    x = torch.randint(0, 100, (1, 8))
+    with torch.no_grad():
+        assert torch.equal(model(x), reference.eval()(x))
+    assert tokenizer.decode(tokenizer.encode_ordinary("def f(): pass")) == "def f(): pass"
+    assert tokenizer.vocab_size == 50257

@@ -1,8 +1,9 @@
 """A model directory: find, load and save a GPT with its tokenizer, in our format or Hugging Face's.
 
 Ours: `config.json` ({"format": "scratchlm-gpt", "version": 1, "model": ModelConfig}) + `model.safetensors`
-(our tensor names) + the tokenizer files. A spec is a directory of either kind, or a Hub name ("gpt2",
-"gpt2-medium", "org/repo") downloaded on first use.
+(our tensor names) + the tokenizer files. A spec is a directory of either kind, a run directory of
+`scratchlm pretrain` (its best checkpoint), or a Hub name ("gpt2", "gpt2-medium", "org/repo") downloaded
+on first use.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
             raise ScratchLMError(f"{spec}: no such model directory (or a Hub name such as 'gpt2')")
     if not path.is_dir():
         raise ScratchLMError(f"{path}: a model is a directory with config.json and weights")
+    if (path / "checkpoints").is_dir():
+        return _load_run(path)
     config = read_json(path / "config.json")
     if config.get("format") == FORMAT:
         if config.get("version") != 1:
@@ -63,6 +66,21 @@ def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
     else:
         model = hf.load_hf_gpt2(path)
     return model, _find_tokenizer(path, model.cfg)
+
+
+def _load_run(path: Path) -> tuple[GPT, AnyTokenizer | None]:
+    """A `scratchlm pretrain` (or fine-tune) run directory: its best checkpoint (else its latest)."""
+    from scratchlm.train.checkpoint import best_checkpoint, load_weights
+
+    checkpoint = best_checkpoint(path)
+    if checkpoint is None:
+        raise ScratchLMError(f"{path}: a run directory without a complete checkpoint")
+    cfg = from_dict(ModelConfig, read_json(path / "config.json")["model"])
+    model = GPT(cfg, init=False)
+    load_weights(checkpoint, model)
+    model.eval()
+    tokenizer = load_tokenizer(path / "tokenizer") if has_tokenizer(path / "tokenizer") else None
+    return model, tokenizer or _find_tokenizer(path, cfg)
 
 
 def _find_tokenizer(path: Path, cfg: ModelConfig) -> AnyTokenizer | None:

@@ -72,6 +72,7 @@ def save_checkpoint(
     data_state: dict,
     config: dict,
     keep_last: int = 3,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> Path:
     """Write checkpoint `step_{state.step}` atomically, point latest.json at it, prune old ones."""
     root = Path(run_dir) / "checkpoints"
@@ -83,6 +84,8 @@ def save_checkpoint(
     save_file(_model_tensors(model), str(tmp / "model.safetensors"), metadata={"format": "pt"})
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     payload = {"train": vars(state), "random": random_states(), "data": data_state, "config": config}
+    if scaler is not None and scaler.is_enabled():
+        payload["grad_scaler"] = scaler.state_dict()
     (tmp / "state.json").write_text(json.dumps(payload, default=_json_default), encoding="utf-8")
     manifest = {f: sha256_file(tmp / f) for f in FILES}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -152,11 +155,40 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(
-    checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
+    checkpoint: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[TrainState, dict, dict]:
-    """Restore weights (and optimizer and random states); return (train state, data state, saved config)."""
-    verify(checkpoint)
+    """Restore weights (and optimizer, fp16 loss scale and random states); return (train state, data state,
+    saved config)."""
+    load_weights(checkpoint, model)
     payload = read_json(checkpoint / "state.json")
+    if optimizer is not None:
+        optimizer.load_state_dict(
+            torch.load(checkpoint / "optimizer.pt", weights_only=True, map_location="cpu")
+        )
+    if scaler is not None and "grad_scaler" in payload:
+        scaler.load_state_dict(payload["grad_scaler"])
+    set_random_states(payload["random"])
+    return TrainState(**payload["train"]), payload["data"], payload["config"]
+
+
+def best_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint best.json names if it verifies, else the latest one that does (or None)."""
+    name = _best_name(Path(run_dir) / "checkpoints")
+    if name:
+        try:
+            verify(Path(run_dir) / "checkpoints" / name)
+            return Path(run_dir) / "checkpoints" / name
+        except ScratchLMError:
+            pass
+    return latest_checkpoint(run_dir)
+
+
+def load_weights(checkpoint: Path, model: torch.nn.Module) -> None:
+    """Only the weights of a verified checkpoint into `model` (same architecture, or a clear error)."""
+    verify(checkpoint)
     tensors = load_file(str(checkpoint / "model.safetensors"))
     expected = model.state_dict()
     for key, tensor in expected.items():
@@ -175,12 +207,6 @@ def load_checkpoint(
                 f"{tuple(tensor.shape)} (a checkpoint of another architecture)"
             )
     model.load_state_dict(tensors, strict=True)
-    if optimizer is not None:
-        optimizer.load_state_dict(
-            torch.load(checkpoint / "optimizer.pt", weights_only=True, map_location="cpu")
-        )
-    set_random_states(payload["random"])
-    return TrainState(**payload["train"]), payload["data"], payload["config"]
 
 
 def _json_default(value: Any) -> Any:

@@ -16,9 +16,12 @@ import torch
 
 from scratchlm.config import TrainConfig
 from scratchlm.errors import ScratchLMError
+from scratchlm.train.distributed import mean_loss_and_tokens
 from scratchlm.train.schedule import lr_at
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+# (inputs, targets) for language modelling; fine-tunes add tensors (a classifier: labels, last positions).
+# The loop moves every tensor to the device and counts the tokens of the first.
+Batch = tuple[torch.Tensor, ...]
 
 
 class Batches(Protocol):
@@ -65,6 +68,7 @@ def train(
     state: TrainState | None = None,
     device: torch.device | str = "cpu",
     autocast: Callable[[], AbstractContextManager] = nullcontext,
+    scaler: torch.amp.GradScaler | None = None,
     on_step: Callable[[TrainState, StepResult], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainState:
@@ -73,6 +77,10 @@ def train(
     Each step: lr from the schedule, `grad_accum_steps` micro-batches of `batch_size`, gradient clipping,
     then the update, unless the loss or the gradient norm is not finite: that step is skipped and, after
     `max_bad_steps` in a row, `NonFiniteTraining` is raised for the caller to roll back.
+
+    With a `scaler` (fp16 training), the loss is scaled before backward and the gradients unscaled before
+    clipping; an overflowing gradient is the scaler's business (it skips the update and lowers the scale),
+    so only a non-finite *loss* counts as a bad step then.
     """
     state = state or TrainState()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -85,27 +93,35 @@ def train(
         loss_sum = 0.0
         tokens = 0
         for micro in range(cfg.grad_accum_steps):
-            inputs, targets = batches.get_batch(cfg.batch_size)
-            inputs, targets = inputs.to(device), targets.to(device)
+            batch = tuple(t.to(device) for t in batches.get_batch(cfg.batch_size))
             # Under DDP, gradients are averaged across processes once per step, on the last micro-batch.
             is_last = micro == cfg.grad_accum_steps - 1
             sync = nullcontext() if is_last or not hasattr(model, "no_sync") else model.no_sync()
             with sync:
                 with autocast():
-                    loss = loss_fn(model, (inputs, targets))
-                (loss / cfg.grad_accum_steps).backward()
+                    loss = loss_fn(model, batch)
+                scaled = loss / cfg.grad_accum_steps
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
             loss_sum += loss.item()
-            tokens += inputs.numel()
-        loss_sum, tokens = _across_processes(loss_sum, tokens)
+            tokens += batch[0].numel()
+        loss_sum, tokens = mean_loss_and_tokens(loss_sum, tokens)
         max_norm = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP2: a DTensor
         loss_value = loss_sum / cfg.grad_accum_steps
-        skipped = not (math.isfinite(loss_value) and math.isfinite(grad_norm))
-        if skipped:
+        bad = not math.isfinite(loss_value) or (scaler is None and not math.isfinite(grad_norm))
+        skipped = bad or not math.isfinite(grad_norm)
+        if bad:
             state.bad_steps += 1
         else:
-            optimizer.step()
             state.bad_steps = 0
+        if scaler is not None:
+            scaler.step(optimizer)  # skips the update itself when a gradient overflowed
+            scaler.update()
+        elif not skipped:
+            optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
         state.tokens += tokens
@@ -122,16 +138,6 @@ def train(
     return state
 
 
-def _across_processes(loss_sum: float, tokens: int) -> tuple[float, int]:
-    """Mean loss and total tokens over all processes of a distributed run (identity otherwise)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return loss_sum, tokens
-    world = torch.distributed.get_world_size()
-    values = torch.tensor([loss_sum, float(tokens)], dtype=torch.float64)
-    torch.distributed.all_reduce(values)
-    return values[0].item() / world, int(values[1].item())
-
-
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -144,11 +150,12 @@ def evaluate(
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for inputs, targets in batches:
+    for batch in batches:
+        batch = tuple(t.to(device) for t in batch)
         with autocast():
-            loss = loss_fn(model, (inputs.to(device), targets.to(device)))
-        total += loss.item() * inputs.shape[0]
-        count += inputs.shape[0]
+            loss = loss_fn(model, batch)
+        total += loss.item() * batch[0].shape[0]
+        count += batch[0].shape[0]
     model.train(was_training)
     if count == 0:
         raise ScratchLMError("no validation batches: the validation text is shorter than one window")

@@ -5,19 +5,10 @@ Only reads the metrics file and writes PNGs (atomically); knows nothing about mo
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-
-def read_metrics(path: Path) -> list[dict]:
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut short by a crash
-            continue
-    return records
+from scratchlm.train.runlog import read_metrics
 
 
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:
@@ -29,7 +20,7 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    records = read_metrics(run_dir / "metrics.jsonl")
+    records = read_metrics(run_dir)
     train = {r["step"]: r for r in records if "loss" in r}
     val = {r["step"]: r for r in records if "val_loss" in r}
     written = []

@@ -8,10 +8,8 @@ non-finite steps. `config.json` and the tokenizer sit beside the checkpoints.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import time
 from contextlib import nullcontext
 from dataclasses import replace
 from functools import partial
@@ -23,18 +21,21 @@ from tqdm.auto import tqdm
 
 from scratchlm.config import ModelConfig, RunConfig, from_dict
 from scratchlm.data.shards import ShardDataset, WindowSampler
-from scratchlm.device import pick_device
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, write_json
 from scratchlm.generate.generate import generate_text
 from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
 from scratchlm.model.gpt import GPT
+from scratchlm.model.sizing import flops_per_token
 from scratchlm.tokenizer.corpus import expand_inputs, plan_blocks, read_block
 from scratchlm.train import checkpoint as ckpt
+from scratchlm.train.distributed import setup_processes
 from scratchlm.train.loop import NonFiniteTraining, StepResult, TrainState, evaluate, train
 from scratchlm.train.losses import bits_per_byte, next_token_loss, perplexity
 from scratchlm.train.optim import build_optimizer
+from scratchlm.train.perf import keep_heap, mfu, peak_flops
 from scratchlm.train.plots import plot_run
+from scratchlm.train.runlog import RunLog
 
 
 def load_text_data(cfg: RunConfig, tokenizer):
@@ -63,9 +64,14 @@ def load_text_data(cfg: RunConfig, tokenizer):
     )
 
 
-def _autocast(precision: str, device: torch.device):
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """ "auto" is bf16 on GPUs that have it, fp32 elsewhere (CPUs without fast bf16, like this project's)."""
     if precision == "auto":
-        precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    return precision
+
+
+def _autocast(precision: str, device: torch.device):
     if precision == "fp32":
         return nullcontext
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
@@ -76,8 +82,10 @@ def pretrain(
     cfg: RunConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True
 ) -> TrainState:
     out = Path(out_dir)
-    rank, world, device = _setup_processes(cfg.train.device)
+    rank, world, device = setup_processes(cfg.train.device)
     is_main = rank == 0
+    if cfg.train.keep_heap and device.type == "cpu":
+        keep_heap()
     if not resume and (out / "checkpoints").exists():
         raise ScratchLMError(f"{out} already holds a run: pass --resume to continue it, or another --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -126,12 +134,15 @@ def pretrain(
     for data in (train_data,):
         data.rank, data.world_size = rank, world
     optimizer = build_optimizer(model, cfg.train)
+    precision = resolve_precision(cfg.train.precision, device)
+    # fp16 needs loss scaling (its gradients underflow); bf16 and fp32 do not.
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     state = TrainState()
     if resume:
         latest = ckpt.latest_checkpoint(out)
         if latest is None:
             raise ScratchLMError(f"{out}: no complete checkpoint to resume from")
-        state, data_state, saved = ckpt.load_checkpoint(latest, model, optimizer)
+        state, data_state, saved = ckpt.load_checkpoint(latest, model, optimizer, scaler)
         if saved.get("model") != cfg.model.to_dict():
             raise ScratchLMError(
                 f"{latest}: the checkpoint's model config differs from this run's: cannot resume"
@@ -140,14 +151,24 @@ def pretrain(
     if is_main:
         write_json(out / "config.json", cfg.to_dict())
         save_tokenizer(tokenizer, out / "tokenizer")
-    autocast = _autocast(cfg.train.precision, device)
+    autocast = _autocast(precision, device)
     run = _Run(cfg, out, model, optimizer, train_data, val_data, tokenizer, tokens_per_byte, device, autocast)
-    run.is_main = is_main
+    run.is_main, run.scaler, run.world = is_main, scaler, world
+    run.runlog = RunLog(out, cfg.train.loggers, cfg.to_dict(), enabled=is_main)
+    if is_main:
+        run.peak, source = (
+            (cfg.train.peak_flops, "train.peak_flops")
+            if cfg.train.peak_flops > 0
+            else (peak_flops(device, precision))
+        )
+        run.log({"event": "peak_flops", "flops": run.peak, "source": source, "precision": precision})
     trained = model
     if world > 1:  # gradients averaged across processes; rank 0 logs, evaluates and checkpoints
         from torch.nn.parallel import DistributedDataParallel
 
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.train.compile:  # the training step only: evaluation and sampling run the eager `model`
+        trained = torch.compile(trained)
     if stale:
         run.log({"event": "cleaned_stale_checkpoint_writes", "count": len(stale)})
     if resume:
@@ -177,6 +198,7 @@ def pretrain(
                     state=state,
                     device=device,
                     autocast=autocast,
+                    scaler=scaler,
                     on_step=run.on_step,
                     should_stop=lambda: stop["signal"] is not None,
                 )
@@ -188,26 +210,12 @@ def pretrain(
         run.save(state)
     finally:
         run.bar.close()
+        run.runlog.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
         if world > 1:
             torch.distributed.destroy_process_group()
     return state
-
-
-def _setup_processes(device_name: str) -> tuple[int, int, torch.device]:
-    """(rank, world size, device). Under `torchrun` (RANK/WORLD_SIZE/LOCAL_RANK in the environment, its
-    protocol), join the process group: NCCL with one GPU per process, gloo on CPUs."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = pick_device(device_name)
-    if world == 1:
-        return 0, 1, device
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return torch.distributed.get_rank(), world, device
 
 
 class _Run:
@@ -219,23 +227,23 @@ class _Run:
         self.cfg, self.out, self.model, self.optimizer = cfg, out, model, optimizer
         self.train_data, self.val_data, self.tokenizer = train_data, val_data, tokenizer
         self.tokens_per_byte, self.device, self.autocast = tokens_per_byte, device, autocast
-        self.metrics = (out / "metrics.jsonl").open("a", encoding="utf-8")
         self.samples = (out / "samples.jsonl").open("a", encoding="utf-8")
         self.bar = None
         self.best_pending = False
-        self.is_main = True
+        self.is_main, self.scaler, self.world = True, None, 1
+        self.runlog: RunLog | None = None
+        self.peak = 0.0
+        self.flops_per_token = flops_per_token(cfg.model)
 
     def log(self, record: dict) -> None:
-        if not self.is_main:
-            return
-        self.metrics.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
-        self.metrics.flush()
+        self.runlog.log(record)
 
     def on_step(self, state: TrainState, result: StepResult) -> None:
         if not self.is_main:
             return
         t = self.cfg.train
         tokens_per_s = result.tokens / max(result.seconds, 1e-9)
+        step_mfu = mfu(tokens_per_s, self.flops_per_token, self.peak * self.world)
         record = {
             "step": result.step,
             "loss": result.loss,
@@ -243,14 +251,19 @@ class _Run:
             "grad_norm": result.grad_norm,
             "tokens": state.tokens,
             "tokens_per_s": round(tokens_per_s, 1),
+            "mfu": round(step_mfu, 4),
         }
+        if self.scaler is not None:
+            record["loss_scale"] = self.scaler.get_scale()
         if result.skipped:
             record["skipped"] = "non-finite loss or gradient norm"
         if result.skipped or result.step % t.log_interval == 0 or result.step == t.max_steps:
             self.log(record)
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{result.loss:.4f}", tok_s=f"{tokens_per_s:,.0f}")
+            self.bar.set_postfix(
+                loss=f"{result.loss:.4f}", tok_s=f"{tokens_per_s:,.0f}", mfu=f"{step_mfu:.0%}"
+            )
         is_last = result.step == t.max_steps
         if result.step % t.eval_interval == 0 or is_last:
             self.evaluate(state)
@@ -292,6 +305,7 @@ class _Run:
             self.train_data.state_dict(),
             self.cfg.to_dict(),
             self.cfg.train.keep_last,
+            self.scaler,
         )
         if self.best_pending:
             ckpt.mark_best(self.out, path, state.best_val)
@@ -302,7 +316,7 @@ class _Run:
         latest = ckpt.latest_checkpoint(self.out)
         if latest is None:
             raise ScratchLMError(f"{exc}; no checkpoint to roll back to: lower train.lr") from None
-        restored, data_state, _ = ckpt.load_checkpoint(latest, self.model, self.optimizer)
+        restored, data_state, _ = ckpt.load_checkpoint(latest, self.model, self.optimizer, self.scaler)
         self.train_data.load_state_dict(data_state)
         restored.lr_scale = state.lr_scale * 0.5
         self.log(

@@ -1,0 +1,281 @@
+"""What a fixed CPU budget buys: val bits per byte on tiny Shakespeare after N minutes of training.
+
+    python -m benchmarks.bench_quality [--data-dir ../shared/data] [--minutes 5] [--recipes nanogpt ours]
+                                       [--set ours.model.n_layers=6 ...] [--threads 2] [--no-plot]
+
+Recipes run one after the other in the same process, on the same split (the last 10% of the file's
+characters is validation, as nanoGPT does), with the same one training loop (`scratchlm.train.loop.train`):
+
+- `nanogpt`: the nanoGPT README's CPU recipe for shakespeare_char as published (character level, 4 layers,
+  4 heads, emb 128, context 64, batch 12, lr 1e-3 → 1e-4 cosine over max_iters = 2000, 100 warmup steps,
+  beta2 0.99, dropout 0). Tiny Shakespeare is ASCII, so our byte tokenizer with no merges *is* a character
+  tokenizer (vocab 256 instead of 65: a slightly larger output layer, the same predictions).
+- `nanogpt-budget`: the same recipe given the whole budget (its schedule sized to the steps that fit).
+- `ours`: the recipe scratchlm recommends for this budget (see RECIPES): a byte-level BPE trained on the
+  training part, and a model sized for the tokens the budget can process.
+
+Each budgeted recipe gets the same *training* time (the evaluations along the way are not counted): a short
+calibration measures its step time, then the schedule is sized to the budget (`max_steps`), and a deadline
+stops it in any case. The score is the loss over every validation window (stride = context), converted to
+bits per byte of the validation text, so tokenizers are compared fairly. The curve goes to
+docs/img/quality-shakespeare.png and the numbers to benchmarks/results/bench_quality.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.common import ROOT, append_result, print_table, run_info, wait_for_quiet
+from scratchlm.config import ModelConfig, TrainConfig, from_dict
+from scratchlm.data.shards import WindowSampler
+from scratchlm.model.gpt import GPT
+from scratchlm.model.sizing import flops_per_token
+from scratchlm.tokenizer.train import train_bpe
+from scratchlm.train.loop import evaluate, train
+from scratchlm.train.losses import next_token_loss
+from scratchlm.train.optim import build_optimizer
+from scratchlm.train.perf import keep_heap
+
+DATA_FILE = "tinyshakespeare.txt"
+CURVE_POINTS = 12  # evaluations along each run, each over the whole validation part
+
+NANOGPT = {
+    "vocab": 256,  # bytes, no merges: characters for ASCII text
+    "model": dict(context_length=64, emb_dim=128, n_heads=4, n_layers=4, dropout=0.0),
+    "train": dict(batch_size=12, lr=1e-3, min_lr=1e-4, warmup_steps=100, beta2=0.99, weight_decay=0.1),
+}
+RECIPES: dict[str, dict] = {
+    # As published: max_iters = lr_decay_iters = 2000, whatever the time (about 1 min here).
+    "nanogpt": {"about": "nanoGPT README CPU recipe as published (2000 steps)", "max_steps": 2000, **NANOGPT},
+    # The same recipe given the whole budget: its schedule stretched to the steps the budget allows.
+    "nanogpt-budget": {"about": "nanoGPT README CPU recipe, schedule sized to the budget", **NANOGPT},
+    "ours": {
+        "about": "byte-level BPE 1024, wider model, longer context",
+        "vocab": 1024,
+        "model": dict(context_length=128, emb_dim=192, n_heads=6, n_layers=4, dropout=0.0),
+        "train": dict(batch_size=16, lr=2e-3, min_lr=1e-4, warmup_steps=50, beta2=0.99, weight_decay=0.1),
+    },
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("SCRATCHLM_DATA_DIR", str(ROOT.parent / "shared/data"))
+    )
+    parser.add_argument("--minutes", type=float, default=5.0, help="training budget per recipe")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="RECIPE.SECTION.KEY=VALUE", help="change a recipe"
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for a quiet machine")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--no-save", action="store_true", help="do not append to benchmarks/results")
+    args = parser.parse_args()
+
+    path = Path(args.data_dir) / DATA_FILE
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: pass --data-dir (the folder holding {DATA_FILE})")
+    torch.set_num_threads(args.threads)
+    keep_heap()  # as `scratchlm pretrain` does on CPUs (train.keep_heap)
+    recipes = apply_changes(copy.deepcopy(RECIPES), args.set)
+    text = path.read_text(encoding="utf-8")
+    cut = int(len(text) * 0.9)
+    train_text, val_text = text[:cut], text[cut:]
+    quiet = wait_for_quiet(args.max_wait)
+    print(f"tiny Shakespeare: {len(train_text):,} train / {len(val_text):,} val characters; quiet: {quiet}")
+
+    results = {}
+    for name in args.recipes:
+        results[name] = run_recipe(name, recipes[name], train_text, val_text, args.minutes * 60, args.seed)
+
+    rows = [["recipe", "vocab", "params", "steps", "tokens", "train s", "val nats/tok", "val bits/byte"]]
+    for name, r in results.items():
+        rows.append(
+            [
+                name,
+                r["vocab"],
+                f"{r['params']:,}",
+                r["steps"],
+                f"{r['tokens']:,}",
+                r["train_s"],
+                r["val_loss"],
+                r["val_bpb"],
+            ]
+        )
+    note = (
+        "bits/byte = val loss (nats/token) × val tokens / val bytes / ln 2; the last 10% of the file is val."
+    )
+    for base in ("nanogpt", "nanogpt-budget"):
+        if {base, "ours"} <= results.keys():
+            gain = 1 - results["ours"]["val_bpb"] / results[base]["val_bpb"]
+            note += f"\nours vs {base}: {gain:.1%} lower bits/byte"
+    note += "\ngoal (issue 4): ours ≤ 2.23 bits/byte, ≥ 10% below the nanoGPT recipe's 2.48"
+    print_table(
+        f"val bits per byte after {args.minutes:g} min of training, {args.threads} threads", rows, note
+    )
+    if not args.no_plot:
+        plot(results, ROOT / "docs/img/quality-shakespeare.png", args.minutes)
+    if not args.no_save:
+        record = run_info("bench_quality", ["torch"])
+        record["config"] = {
+            "minutes": args.minutes,
+            "threads": args.threads,
+            "seed": args.seed,
+            "quiet": quiet,
+        }
+        record["recipes"] = {name: recipes[name] for name in results}
+        record["runs"] = results
+        append_result(ROOT / "benchmarks/results/bench_quality.jsonl", record)
+
+
+def apply_changes(recipes: dict, changes: list[str]) -> dict:
+    for change in changes:
+        key, _, value = change.partition("=")
+        parts = key.split(".")
+        if parts[0] not in recipes or not value:
+            raise SystemExit(f"--set {change!r}: expected RECIPE.[model|train.]KEY=VALUE")
+        target = recipes[parts[0]]
+        for part in parts[1:-1]:
+            target = target[part]
+        target[parts[-1]] = float(value) if any(c in value for c in ".e") else int(value)
+    return recipes
+
+
+def run_recipe(name: str, recipe: dict, train_text: str, val_text: str, budget_s: float, seed: int) -> dict:
+    t0 = time.perf_counter()
+    tokenizer = train_bpe(train_text, recipe["vocab"], special_tokens=(), min_frequency=2)
+    tokenizer_s = time.perf_counter() - t0
+    train_ids = np.array(tokenizer.encode_ordinary(train_text), dtype=np.int64)
+    val_ids = np.array(tokenizer.encode_ordinary(val_text), dtype=np.int64)
+    val_bytes = len(val_text.encode("utf-8"))
+    model_cfg = ModelConfig(vocab_size=tokenizer.vocab_size, **recipe["model"])
+    T = model_cfg.context_length
+    print(
+        f"\n[{name}] {recipe['about']}: vocab {tokenizer.vocab_size} ({tokenizer_s:.1f} s to train), "
+        f"{len(val_ids) / val_bytes:.3f} tokens/byte on val"
+    )
+    base = from_dict(TrainConfig, {**recipe["train"], "seed": seed})
+    step_s = calibrate(model_cfg, base, train_ids, seed)
+    if "max_steps" in recipe:  # a fixed recipe: its own number of steps, however long they take
+        max_steps = recipe["max_steps"]
+        budget_s = max_steps * step_s
+    else:
+        max_steps = max(base.warmup_steps + 1, int(budget_s / step_s * 0.97))
+    cfg = from_dict(TrainConfig, {**recipe["train"], "seed": seed, "max_steps": max_steps})
+    print(f"[{name}] {step_s * 1000:.1f} ms/step → max_steps {max_steps} (about {budget_s:.0f} s)")
+
+    torch.manual_seed(seed)
+    model = GPT(model_cfg)
+    optimizer = build_optimizer(model, cfg)
+    sampler = WindowSampler([train_ids], T, seed)
+    val = WindowSampler([val_ids], T, seed)
+    clock = {"train_s": 0.0, "next_eval": budget_s / CURVE_POINTS}
+    curve: list[dict] = []
+
+    def on_step(state, result):
+        clock["train_s"] += result.seconds
+        if clock["train_s"] >= clock["next_eval"]:
+            clock["next_eval"] += budget_s / CURVE_POINTS
+            loss = evaluate(model, val.iter_sequential(32), next_token_loss)
+            curve.append(
+                {
+                    "train_s": round(clock["train_s"], 2),
+                    "step": state.step,
+                    "train_loss": result.loss,
+                    "val_bpb": loss * len(val_ids) / val_bytes / math.log(2),
+                }
+            )
+            bpb = curve[-1]["val_bpb"]
+            print(f"[{name}] {clock['train_s']:6.0f} s  step {state.step:5d}  val {bpb:.3f} bits/byte")
+
+    state = train(
+        model,
+        sampler,
+        next_token_loss,
+        optimizer,
+        cfg,
+        on_step=on_step,
+        should_stop=lambda: "max_steps" not in recipe and clock["train_s"] >= budget_s,
+    )
+    val_loss = evaluate(model, val.iter_sequential(32), next_token_loss)
+    val_bpb = val_loss * len(val_ids) / val_bytes / math.log(2)
+    curve.append({"train_s": round(clock["train_s"], 2), "step": state.step, "val_bpb": val_bpb})
+    return {
+        "vocab": tokenizer.vocab_size,
+        "params": sum(p.numel() for p in model.parameters()),
+        "flops_per_token": flops_per_token(model_cfg),
+        "step_s_calibrated": step_s,
+        "max_steps": max_steps,
+        "steps": state.step,
+        "tokens": state.tokens,
+        "train_s": round(clock["train_s"], 1),
+        "val_loss": val_loss,
+        "val_bpb": val_bpb,
+        "val_tokens_per_byte": len(val_ids) / val_bytes,
+        "curve": curve,
+    }
+
+
+def calibrate(
+    model_cfg: ModelConfig, cfg: TrainConfig, train_ids: np.ndarray, seed: int, seconds: float = 8.0
+) -> float:
+    """Median seconds per training step of this recipe, measured on a throwaway copy."""
+    torch.manual_seed(seed)
+    model = GPT(model_cfg)
+    optimizer = build_optimizer(model, cfg)
+    sampler = WindowSampler([train_ids], model_cfg.context_length, seed)
+    times: list[float] = []
+    start = time.perf_counter()
+    probe = TrainConfig(**{**cfg.__dict__, "max_steps": 10**9, "warmup_steps": 0})
+    train(
+        model,
+        sampler,
+        next_token_loss,
+        optimizer,
+        probe,
+        on_step=lambda s, r: times.append(r.seconds),
+        should_stop=lambda: time.perf_counter() - start > seconds,
+    )
+    return statistics.median(times[3:] or times)
+
+
+def plot(results: dict, path: Path, minutes: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, r in results.items():
+        xs = [p["train_s"] / 60 for p in r["curve"]]
+        ys = [p["val_bpb"] for p in r["curve"]]
+        ax.plot(xs, ys, marker="o", label=f"{name} (vocab {r['vocab']}): {r['val_bpb']:.3f}")
+    ax.axhline(2.23, color="grey", linestyle=":", label="goal 2.23")
+    ax.set_xlabel("training minutes (2 CPU threads)")
+    ax.set_ylabel("val bits per byte")
+    ax.set_title(f"tiny Shakespeare, {minutes:g} minutes of training")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"plot: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""How fast training runs against what the device can do: peak FLOP/s, model FLOPs utilisation (MFU), and
+a CPU allocator setting that keeps big activations from being page-faulted in again at every step.
+
+MFU = achieved model FLOP/s / peak FLOP/s, with the model FLOPs of `scratchlm.model.sizing.flops_per_token`
+(6 N per token plus attention, as in the PaLM paper's appendix B). The peak is the vendor's dense figure for
+the GPUs listed below in the run's precision, otherwise a matmul measured on the device in the run's dtype.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import statistics
+import sys
+import time
+
+import torch
+
+# Dense (no sparsity) tensor-core peaks in FLOP/s for bf16/fp16, from the vendors' data sheets.
+GPU_PEAKS_16BIT = {
+    "H200": 989e12,
+    "H100 NVL": 835e12,
+    "H100 PCIe": 756e12,
+    "H100": 989e12,  # SXM ("NVIDIA H100 80GB HBM3")
+    "A100": 312e12,
+    "L40S": 362e12,
+    "L4": 121e12,
+    "A10G": 70e12,
+    "A10": 125e12,
+    "RTX 4090": 165e12,
+    "RTX 3090": 71e12,
+    "V100": 125e12,  # fp16 only
+    "T4": 65e12,  # fp16 only
+}
+
+
+def matmul_peak_flops(
+    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int = 0
+) -> float:
+    """FLOP/s of an (n, n) @ (n, n) matmul (2 n^3 FLOPs) on `device` in `dtype`: median of 5 after a warm-up.
+    n defaults to 2048 on CPUs and 8192 on accelerators."""
+    device = torch.device(device)
+    n = n or (2048 if device.type == "cpu" else 8192)
+    # A private generator: measuring must not move the run's random state (exact resume depends on it).
+    gen = torch.Generator(device).manual_seed(0)
+    a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+    b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+    times = []
+    for i in range(6):
+        _sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(device)
+        if i:
+            times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times)
+
+
+def peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
+    """(peak FLOP/s, where the figure comes from) for training in `precision` (fp32/bf16/fp16) on `device`."""
+    if device.type == "cuda" and precision in ("bf16", "fp16"):
+        name = torch.cuda.get_device_name(device)
+        for key, flops in GPU_PEAKS_16BIT.items():  # the more specific names come first
+            if key in name:
+                return flops, f"data sheet ({key}, dense {precision})"
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    return matmul_peak_flops(device, dtype), f"measured {dtype} matmul on {device.type}"
+
+
+def mfu(tokens_per_s: float, flops_per_token: float, peak: float) -> float:
+    """Model FLOPs utilisation: the share of `peak` that `tokens_per_s` tokens of `flops_per_token` use."""
+    return tokens_per_s * flops_per_token / peak if peak > 0 else float("nan")
+
+
+def keep_heap() -> bool:
+    """glibc only: serve every allocation from the heap and never give freed memory back to the OS
+    (mallopt M_MMAP_MAX=0, M_TRIM_THRESHOLD=2 GiB). By default each CPU allocation over 32 MB is a fresh
+    mmap, so every step page-faults its logits and activations in again, zeroed by the kernel: measured
+    −17% step time on the `small` shape (benchmarks/bench_train.py --keep-heap). True if applied."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # musl and others
+        return False
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
