@@ -60,10 +60,13 @@ FRAGMENTS = [
     "ﬁ",
 ]
 
-# Mixes arbitrary unicode (no surrogates: they are not text) with fragments known to be hard.
+# Mixes arbitrary unicode with fragments known to be hard. Left out: surrogates (not text) and code points
+# unassigned in Python's Unicode tables (Cn): the `regex` module (Unicode 17) already calls some of them
+# letters, while tiktoken's Rust regex, with older tables, does not, so the reference encoder and tiktoken
+# split them differently (17,480 code points, all assigned after Unicode 14; docs/tokenize.md).
 tricky_text = st.lists(
     st.one_of(
-        st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+        st.text(st.characters(blacklist_categories=("Cs", "Cn")), max_size=12),
         st.sampled_from(FRAGMENTS),
     ),
     max_size=20,

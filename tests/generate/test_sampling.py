@@ -50,3 +50,17 @@ def test_top_p_keeps_the_smallest_sufficient_set(logits, p):
 def test_top_k_keeps_k(logits, k):
     kept = torch.isfinite(top_k_filter(logits, k))
     assert kept.sum() >= min(k, logits.shape[-1])
+
+
+def test_a_vanishing_temperature_is_greedy_not_nan():
+    logits = torch.tensor([[1.0, 3.0, 2.0], [0.0, -1.0, 5.0]])
+    for t in (1e-300, 1e-30, 1e-5):
+        assert sample_next(logits, temperature=t).tolist() == [1, 2]
+
+
+def test_infinite_logits_never_break_sampling():
+    logits = torch.tensor([[1.0, torch.inf, 2.0], [0.5, 0.1, 0.2]])
+    for _ in range(5):
+        assert sample_next(logits, temperature=1.0).tolist()[0] == 1
+    penalized = sampling.apply_repetition_penalty(torch.tensor([[1.0, 2.0]]), torch.tensor([[1]]), 1e-320)
+    assert sample_next(penalized, temperature=1.0, top_p=0.5).tolist() == [1]

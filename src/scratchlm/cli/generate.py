@@ -1,4 +1,5 @@
-"""`scratchlm generate`: continue a prompt with a model directory or a Hub name, streaming the text."""
+"""`scratchlm generate`: continue a prompt with a model directory or a Hub name, streaming the text. With
+`--chat`, the prompt is an instruction wrapped in the model's chat template and only the reply is shown."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ignore-eos", action="store_true", help="keep going after <|endoftext|>")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument("--stats", action="store_true", help="print tokens/s to stderr at the end")
+    chat = parser.add_argument_group("instructions (models from `scratchlm finetune instruct`)")
+    chat.add_argument(
+        "--chat", action="store_true", help="wrap the prompt in the model's chat template; print the reply"
+    )
+    chat.add_argument("--input", default="", help="with --chat: the instruction's input (Alpaca's context)")
+    chat.add_argument("--template", help="with --chat: alpaca, chatml or phi3 (default: the model's own)")
     parser.set_defaults(run=run)
 
 
@@ -51,12 +58,17 @@ def run(args: argparse.Namespace) -> int:
         prompt = sys.stdin.read()
     if not prompt:
         raise ScratchLMError("the prompt is empty")
+    if args.chat:
+        prompt, config = chat_prompt(args, prompt, config)
+    elif args.input or args.template:
+        raise ScratchLMError("--input and --template go with --chat")
     model, tokenizer = load_model(args.model)
     if tokenizer is None:
         raise ScratchLMError(f"{args.model}: no tokenizer files found beside the model")
     model.to(pick_device(args.device))
-    sys.stdout.write(prompt)
-    sys.stdout.flush()
+    if not args.chat:  # a continuation is shown after its prompt; a reply stands alone
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
     start = time.perf_counter()
     pieces = 0
     for piece in stream_text(model, tokenizer, prompt, config):
@@ -68,3 +80,21 @@ def run(args: argparse.Namespace) -> int:
         seconds = time.perf_counter() - start
         print(f"[{pieces} text pieces in {seconds:.2f} s]", file=sys.stderr)
     return 0
+
+
+def chat_prompt(args: argparse.Namespace, instruction: str, config: GenerateConfig):
+    """(the templated prompt, config with the template's stop strings added) for `--chat`."""
+    from pathlib import Path
+
+    from scratchlm.data.templates import alpaca_messages, get_template, load_template
+
+    if args.template:
+        template = get_template(args.template)
+    else:
+        template = load_template(args.model) if Path(args.model).is_dir() else None
+        if template is None:
+            raise ScratchLMError(
+                f"{args.model}: no chat_template.json beside the model; pass --template alpaca|chatml|phi3"
+            )
+    prompt = template.generation_prompt(alpaca_messages(instruction.strip(), args.input))
+    return prompt, config.replace(stop=(*config.stop, *template.stop))

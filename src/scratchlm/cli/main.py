@@ -28,6 +28,17 @@ COMMANDS = {
         "scratchlm.cli.generate",
         "continue a prompt with a model (a directory or a Hub name such as gpt2)",
     ),
+    "finetune": (
+        "scratchlm.cli.finetune",
+        "fine-tune a model into a classifier or an instruction follower, fully or with LoRA",
+    ),
+    "classify": ("scratchlm.cli.classify", "label texts with a fine-tuned classifier (one text or a file)"),
+    "eval": ("scratchlm.cli.eval", "score generated responses: an LLM judge, exact match, ROUGE-L"),
+    "chat": ("scratchlm.cli.chat", "talk to a model in the terminal (--inspect shows token probabilities)"),
+    "serve": (
+        "scratchlm.cli.serve",
+        "an OpenAI-compatible API server with continuous batching, and a chat page",
+    ),
     "export": ("scratchlm.cli.export", "write a model directory in Hugging Face's format (or ours)"),
     "demo": (
         "scratchlm.cli.demo",

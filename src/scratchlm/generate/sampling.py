@@ -49,6 +49,9 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, -torch.inf)
 
 
+MIN_TEMPERATURE = 1e-4
+
+
 def sample_next(
     logits: torch.Tensor,
     temperature: float = 0.0,
@@ -56,13 +59,18 @@ def sample_next(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """logits (B, V) -> next token ids (B,). temperature 0 is greedy and ignores the filters."""
-    if temperature == 0.0:
+    """logits (B, V) -> next token ids (B,). temperature 0 is greedy and ignores the filters; so is a
+    temperature under 1e-4, its limit (dividing by it would overflow float32 into inf - inf = NaN)."""
+    if temperature < MIN_TEMPERATURE:
         return logits.argmax(dim=-1)
-    logits = logits / temperature
+    logits = logits.float() / temperature
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
     if top_p is not None:
         logits = top_p_filter(logits, top_p)
     probs = torch.softmax(logits.float(), dim=-1)
+    broken = ~torch.isfinite(probs).all(dim=-1)
+    if bool(broken.any()):  # inf logits (e.g. a tiny repetition penalty): the limit is the argmax
+        top = torch.nan_to_num(logits, nan=-torch.inf).argmax(dim=-1)
+        probs[broken] = torch.nn.functional.one_hot(top[broken], probs.shape[-1]).to(probs.dtype)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

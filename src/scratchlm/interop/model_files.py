@@ -4,6 +4,9 @@ Ours: `config.json` ({"format": "scratchlm-gpt", "version": 1, "model": ModelCon
 (our tensor names) + the tokenizer files. A spec is a directory of either kind, a run directory of
 `scratchlm pretrain` (its best checkpoint), or a Hub name ("gpt2", "gpt2-medium", "org/repo") downloaded
 on first use.
+
+A classifier directory is ours with `"format": "scratchlm-classifier"`: the GPT with a class head
+(`out_head`: emb_dim → number of labels, with a bias), plus `labels` and `max_length` in config.json.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from scratchlm.interop import hf
 from scratchlm.interop.hub import GPT2_REPOS, fetch_model
 from scratchlm.interop.tokenizer_files import AnyTokenizer, has_tokenizer, load_tokenizer, save_tokenizer
 from scratchlm.model.gpt import GPT
+from scratchlm.model.heads import add_classifier_head
 from scratchlm.tokenizer import Tokenizer
 
 FORMAT = "scratchlm-gpt"
+CLASSIFIER_FORMAT = "scratchlm-classifier"
 
 
 def save_model(model: GPT, directory: str | os.PathLike, tokenizer: AnyTokenizer | None = None) -> Path:
@@ -52,6 +57,10 @@ def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
         raise ScratchLMError(f"{path}: a model is a directory with config.json and weights")
     if (path / "checkpoints").is_dir():
         return _load_run(path)
+    if _classifier_dir(path) is not None:
+        raise ScratchLMError(
+            f"{path}: a classifier, not a language model: use `scratchlm classify` (or load_classifier)"
+        )
     config = read_json(path / "config.json")
     if config.get("format") == FORMAT:
         if config.get("version") != 1:
@@ -66,6 +75,81 @@ def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
     else:
         model = hf.load_hf_gpt2(path)
     return model, _find_tokenizer(path, model.cfg)
+
+
+def save_classifier(
+    model: GPT,
+    directory: str | os.PathLike,
+    tokenizer: AnyTokenizer,
+    labels: list[str],
+    max_length: int,
+    **info,
+) -> Path:
+    """Write a classifier directory: all weights (the head untied), config.json with the labels (in class
+    id order) and the max length, and the tokenizer. `info` (e.g. the base model) goes into config.json."""
+    if any(".lora_" in name for name in model.state_dict()):
+        raise ScratchLMError("save_classifier: merge the LoRA layers first (merge_lora(model, unload=True))")
+    if model.out_head.out_features != len(labels) or model.cfg.tie_embeddings:
+        raise ScratchLMError(
+            f"save_classifier: the head has {model.out_head.out_features} outputs for {len(labels)} labels "
+            "(or is still tied): add the head with scratchlm.model.heads.add_classifier_head"
+        )
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = directory / "model.safetensors.tmp"
+    save_file(sd, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, directory / "model.safetensors")
+    save_tokenizer(tokenizer, directory)
+    write_json(
+        directory / "config.json",
+        {
+            "format": CLASSIFIER_FORMAT,
+            "version": 1,
+            "model": model.cfg.to_dict(),
+            "labels": list(labels),
+            "max_length": max_length,
+            **info,
+        },
+    )
+    return directory
+
+
+def load_classifier(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer, dict]:
+    """(classifier in eval mode on the CPU, tokenizer, its config.json) from a classifier directory or the
+    run directory of `scratchlm finetune classify` (its `model/`). config["labels"] names the classes in
+    id order; config["max_length"] is the truncation length it was trained with."""
+    path = Path(spec)
+    if not path.is_dir():
+        raise ScratchLMError(f"{spec}: no such classifier directory")
+    found = _classifier_dir(path)
+    if found is None:
+        raise ScratchLMError(f"{path}: not a classifier (train one with `scratchlm finetune classify`)")
+    path = found
+    config = read_json(path / "config.json")
+    if config.get("version") != 1:
+        raise ScratchLMError(f"{path}: classifier format version {config.get('version')} is not supported")
+    labels = config.get("labels")
+    if not isinstance(labels, list) or len(labels) < 2 or not isinstance(config.get("model"), dict):
+        raise ScratchLMError(f"{path}/config.json: needs 'model' settings and at least two 'labels'")
+    cfg = from_dict(ModelConfig, config["model"])
+    model = add_classifier_head(GPT(cfg, init=False), len(labels))
+    hf._load_exact(model, hf._load_safetensors(path / "model.safetensors"), path)
+    model.eval()
+    if not has_tokenizer(path):
+        raise ScratchLMError(f"{path}: no tokenizer files beside the classifier")
+    return model, load_tokenizer(path), config
+
+
+def _classifier_dir(path: Path) -> Path | None:
+    """The classifier directory at `path` or in its `model/` (a fine-tuning run directory), else None."""
+    for candidate in (path, path / "model"):
+        config = candidate / "config.json"
+        if config.is_file():
+            data = read_json(config)
+            if isinstance(data, dict) and data.get("format") == CLASSIFIER_FORMAT:
+                return candidate
+    return None
 
 
 def _load_run(path: Path) -> tuple[GPT, AnyTokenizer | None]:

@@ -1,0 +1,1 @@
+"""Serving a model: the continuous-batching engine and the OpenAI-compatible HTTP server."""
