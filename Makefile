@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test lint format bench setup clean
+.PHONY: demo test lint format bench setup clean browser
 
 setup: $(STAMP)
 
@@ -23,7 +23,18 @@ $(STAMP): pyproject.toml setup.py
 demo: $(STAMP)
 	$(VENV)/bin/scratchlm demo
 
-test: $(STAMP)
+# The browser tests (the chat page, the run report) drive Debian's chromium with chromedriver. As root with
+# apt-get (CI, containers) they are installed once; elsewhere those tests are skipped with a notice.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium + chromedriver for the browser tests (apt-get)"; \
+	    (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1)) || \
+	    echo "could not install chromium: the browser tests will be skipped"; \
+	  else echo "no chromedriver: the browser tests will be skipped (apt install chromium chromium-driver)"; fi; }
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(PY) -m pytest

@@ -177,3 +177,31 @@ def test_concurrent_streams_are_batched(client, server):
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(one, range(8)))
     assert all(r.choices[0].finish_reason in ("length", "stop") for r in results)
+
+
+def test_a_classifier_answers_classify_only(tmp_path, trained):
+    from scratchlm.finetune.classifier import Classifier
+    from scratchlm.interop.model_files import save_classifier
+    from scratchlm.model.heads import add_classifier_head
+    from scratchlm.serve.server import build_service
+
+    torch.manual_seed(0)
+    model = GPT(tiny(vocab_size=trained.vocab_size, context_length=32, n_layers=1, emb_dim=32, n_heads=2))
+    save_classifier(add_classifier_head(model, 2).eval(), tmp_path / "clf", trained, ["ham", "spam"], 32)
+    service = build_service(str(tmp_path / "clf"))
+    assert service.engine is None
+    expected = Classifier.from_dir(tmp_path / "clf", device="cpu").predict(["free prize", "see you"])
+    with BackgroundServer(service) as url:
+        status, body = raw(url, "/v1/classify", {"input": ["free prize", "see you"]}, key=None)
+        assert status == 200
+        data = json.loads(body)["data"]
+        assert [d["label"] for d in data] == [p.label for p in expected]
+        assert data[0]["probabilities"]["spam"] == pytest.approx(expected[0].probabilities["spam"], abs=1e-5)
+        status, body = raw(url, "/v1/completions", {"prompt": "hi"}, key=None)
+        assert status == 400 and json.loads(body)["error"]["code"] == "not_a_language_model"
+        assert json.loads(raw(url, "/v1/models", key=None)[1])["data"][0]["context_length"] == 32
+
+
+def test_classify_on_a_language_model_is_404(client, server):
+    status, body = raw(server, "/v1/classify", {"input": "x"})
+    assert status == 404 and "not a classifier" in json.loads(body)["error"]["message"]

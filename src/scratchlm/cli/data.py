@@ -5,6 +5,7 @@ Only `windows` needs torch, so the loader is imported inside it: `prepare` and `
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
@@ -68,6 +69,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--decode", action="store_true", help="also show each window as text")
     p.set_defaults(run=run_windows)
+
+    data_dir = os.environ.get("SCRATCHLM_DATA_DIR")
+    p = verbs.add_parser("list", help="public datasets by name: size, license, where they are")
+    p.add_argument(
+        "--data-dir", default=data_dir, help="a folder that may hold them (default $SCRATCHLM_DATA_DIR)"
+    )
+    p.set_defaults(run=run_list)
+
+    p = verbs.add_parser("get", help="a dataset's local path: from --data-dir, the cache, or downloaded")
+    p.add_argument("name", help="a name from `scratchlm data list`")
+    p.add_argument(
+        "--data-dir", default=data_dir, help="a folder that may hold it (default $SCRATCHLM_DATA_DIR)"
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_get)
 
 
 def _count(text: str) -> int:
@@ -178,4 +194,25 @@ def run_windows(args: argparse.Namespace) -> int:
         if args.decode:
             for row_in, row_out in zip(inputs.tolist(), targets.tolist()):
                 print(f"  {tok.decode(row_in)!r} -> {tok.decode(row_out)!r}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from scratchlm.data.registry import DATASETS, status
+
+    rows = [("name", "size", "license", "here", "what")]
+    for d in DATASETS.values():
+        size = f"{d.size / 1e6:.2f} MB" if d.size else "?"
+        rows.append((d.name, size, d.license, status(d.name, args.data_dir), d.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
+    print("\nhere: data-dir (found in --data-dir), cached, or - (`scratchlm data get NAME` downloads it)")
+    return 0
+
+
+def run_get(args: argparse.Namespace) -> int:
+    from scratchlm.data.registry import get
+
+    print(get(args.name, args.data_dir, show_progress=not args.quiet))
     return 0

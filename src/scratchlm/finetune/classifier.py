@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -16,6 +15,7 @@ from scratchlm.device import pick_device
 from scratchlm.interop.model_files import load_classifier
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import classify_logits
+from scratchlm.train.precision import autocast
 
 
 @torch.no_grad()
@@ -42,10 +42,8 @@ def predict_logits(
 
 
 def autocast_for(device: torch.device):
-    """bf16 autocast on GPUs that have it; fp32 elsewhere (this project's CPUs have no fast bf16)."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return partial(torch.autocast, device_type="cuda", dtype=torch.bfloat16)
-    return nullcontext
+    """The autocast of `precision: auto` on `device` (bf16 on GPUs that have it, else none)."""
+    return autocast("auto", device)
 
 
 @dataclass(frozen=True)

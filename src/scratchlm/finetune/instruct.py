@@ -45,7 +45,8 @@ from scratchlm.train.loop import StepResult, TrainState, evaluate, train
 from scratchlm.train.losses import next_token_loss, perplexity
 from scratchlm.train.optim import build_optimizer
 from scratchlm.train.plots import plot_run
-from scratchlm.train.pretrain import _autocast, resolve_precision
+from scratchlm.train.precision import autocast as autocast_factory
+from scratchlm.train.precision import resolve_precision
 from scratchlm.train.runlog import RunLog
 
 Conversation = list[Message]
@@ -254,7 +255,7 @@ def _train(model, encoded, pad, allowed, cfg, train_cfg, device, runlog, show_pr
         InstructionBatches(encoded["val"], pad, allowed, cfg.mask_prompt).iter_sequential(cfg.eval_batch_size)
     )
     precision = resolve_precision(train_cfg.precision, device)
-    autocast = _autocast(precision, device)
+    autocast = autocast_factory(precision, device)
     # fp16 needs loss scaling (its gradients underflow); bf16 and fp32 do not.
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     optimizer = build_optimizer(model, train_cfg)

@@ -335,6 +335,7 @@ def _generate_config(service, body, prompt_lengths, max_tokens, limits, extra_st
         repetition_penalty=body.repetition_penalty,
         seed=body.seed,
         stop=stops,
+        stop_at_eos=not body.ignore_eos,
     )
 
 

@@ -26,6 +26,7 @@ class _Sampling(BaseModel):
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    ignore_eos: bool = Field(False, description="vLLM's extension: keep going after the end-of-text token")
     user: str | None = None
 
     def stops(self) -> tuple[str, ...]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import random
 import signal
-from contextlib import nullcontext
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,8 @@ from scratchlm.train.losses import bits_per_byte, next_token_loss, perplexity
 from scratchlm.train.optim import build_optimizer
 from scratchlm.train.perf import keep_heap, mfu, peak_flops
 from scratchlm.train.plots import plot_run
+from scratchlm.train.precision import autocast as autocast_factory
+from scratchlm.train.precision import resolve_precision
 from scratchlm.train.runlog import RunLog
 
 
@@ -62,20 +62,6 @@ def load_text_data(cfg: RunConfig, tokenizer):
         WindowSampler([val_ids], T, cfg.train.seed),
         len(val_ids) / max(1, val_bytes),
     )
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """ "auto" is bf16 on GPUs that have it, fp32 elsewhere (CPUs without fast bf16, like this project's)."""
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
-    return precision
-
-
-def _autocast(precision: str, device: torch.device):
-    if precision == "fp32":
-        return nullcontext
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return partial(torch.autocast, device_type=device.type, dtype=dtype)
 
 
 def pretrain(
@@ -151,7 +137,7 @@ def pretrain(
     if is_main:
         write_json(out / "config.json", cfg.to_dict())
         save_tokenizer(tokenizer, out / "tokenizer")
-    autocast = _autocast(precision, device)
+    autocast = autocast_factory(precision, device)
     run = _Run(cfg, out, model, optimizer, train_data, val_data, tokenizer, tokens_per_byte, device, autocast)
     run.is_main, run.scaler, run.world = is_main, scaler, world
     run.runlog = RunLog(out, cfg.train.loggers, cfg.to_dict(), enabled=is_main)

@@ -1,0 +1,109 @@
+"""The chat page in a real browser: headless Chromium (Debian's `chromium` + `chromium-driver`, driven by
+Selenium) loads the page from the server, sends a message, and sees the reply stream in."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+import torch
+
+from scratchlm.config import tiny
+from scratchlm.data.templates import get_template
+from scratchlm.model import GPT
+from scratchlm.serve.app import Service
+from scratchlm.serve.engine import Engine
+from scratchlm.serve.server import BackgroundServer
+
+webdriver = pytest.importorskip("selenium.webdriver")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+DRIVER = shutil.which("chromedriver")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER), reason="needs chromium and chromedriver (.ci/run installs them)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--no-first-run",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=DriverService(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    torch.manual_seed(0)
+    model = GPT(
+        tiny(vocab_size=trained.vocab_size, context_length=128, n_layers=1, emb_dim=32, n_heads=2)
+    ).eval()
+    service = Service(
+        Engine(model, trained, max_batch=2).start(), trained, "tiny", template=get_template("chatml")
+    )
+    with BackgroundServer(service, api_key="page-key") as url:
+        yield url
+
+
+def test_a_message_gets_a_streamed_reply(browser, server, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    browser.execute_script("localStorage.setItem('scratchlm-key', 'page-key')")  # as the key field does
+    browser.get_log("browser")  # drop the first load's 401 for /v1/models (no key yet)
+    browser.get(server + "/")
+    assert browser.title == "scratchlm chat"
+    deadline = time.time() + 10
+    while browser.find_element(By.ID, "model").text != "tiny":
+        assert time.time() < deadline, "the page did not load the model list"
+        time.sleep(0.1)
+    browser.find_element(By.ID, "max_tokens").clear()
+    browser.find_element(By.ID, "max_tokens").send_keys("12")
+    browser.find_element(By.ID, "input").send_keys("Hello <b>model</b>")
+    browser.find_element(By.ID, "send").click()
+    deadline = time.time() + 60
+    while not browser.find_elements(By.CSS_SELECTOR, ".assistant[data-done='true']"):
+        assert time.time() < deadline, "no finished reply within 60 s"
+        time.sleep(0.1)
+    user = browser.find_element(By.CSS_SELECTOR, ".user")
+    reply = browser.find_element(By.CSS_SELECTOR, ".assistant")
+    assert user.text == "Hello <b>model</b>"  # shown as text, not as markup
+    assert not user.find_elements(By.TAG_NAME, "b")
+    assert "error" not in reply.get_attribute("class")
+    assert "chunks in" in reply.text and len(reply.text.split("\n")[0]) > 0
+    browser.save_screenshot(str(tmp_path / "chat.png"))
+    assert (tmp_path / "chat.png").stat().st_size > 1000
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+
+
+def test_the_page_reports_a_wrong_key(browser, server):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    browser.execute_script("localStorage.setItem('scratchlm-key', 'wrong')")
+    browser.get(server + "/")
+    browser.find_element(By.ID, "reset").click()
+    browser.find_element(By.ID, "input").send_keys("hi")
+    browser.find_element(By.ID, "send").click()
+    deadline = time.time() + 30
+    while not browser.find_elements(By.CSS_SELECTOR, ".assistant.error"):
+        assert time.time() < deadline, "no error shown"
+        time.sleep(0.1)
+    assert "API key" in browser.find_element(By.CSS_SELECTOR, ".assistant.error").text
