@@ -48,3 +48,40 @@ def sha256_file(path: str | os.PathLike) -> str:
         while chunk := f.read(1 << 22):
             h.update(chunk)
     return h.hexdigest()
+
+
+class DownloadError(ScratchLMError):
+    """A download failed; `status` is the HTTP status when the server answered (404: not there)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def download(
+    url: str, dest: Path, desc: str, show_progress: bool = True, size_hint: int | None = None
+) -> Path:
+    """`url` into `dest` with a progress bar, through `dest.part` renamed at the end, so a half-finished
+    download never looks complete (the .part is removed on any failure). Plain urllib: no dependency."""
+    import urllib.error
+    import urllib.request
+
+    from tqdm.auto import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, tmp.open("wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or size_hint
+            with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not show_progress) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(f"could not download {url}: HTTP {exc.code} {exc.reason}", exc.code) from None
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise DownloadError(f"could not download {url}: {getattr(exc, 'reason', exc)} (offline?)") from None
+    os.replace(tmp, dest)
+    return dest

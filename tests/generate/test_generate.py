@@ -9,7 +9,6 @@ import torch
 from scratchlm.config import GenerateConfig, tiny
 from scratchlm.errors import ScratchLMError
 from scratchlm.generate.generate import (
-    _pending_stop_prefix,
     generate,
     generate_batch,
     generate_text,
@@ -18,6 +17,7 @@ from scratchlm.generate.generate import (
     text_to_token_ids,
     token_ids_to_text,
 )
+from scratchlm.generate.text_stream import pending_stop_prefix
 from scratchlm.model import GPT
 
 
@@ -128,10 +128,10 @@ def test_stop_strings_and_streaming():
     assert generate_text(model, tok, "hi", max_new_tokens=50, stop=("world!",)) == "Hello, "
 
 
-def test_pending_stop_prefix():
-    assert _pending_stop_prefix("abc wo", ("world",)) == 2
-    assert _pending_stop_prefix("abc", ("world",)) == 0
-    assert _pending_stop_prefix("x\n\nUs", ("\n\nUser:",)) == 4
+def testpending_stop_prefix():
+    assert pending_stop_prefix("abc wo", ("world",)) == 2
+    assert pending_stop_prefix("abc", ("world",)) == 0
+    assert pending_stop_prefix("x\n\nUs", ("\n\nUser:",)) == 4
 
 
 def test_book_helpers(gpt2):

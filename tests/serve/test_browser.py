@@ -7,13 +7,7 @@ import shutil
 import time
 
 import pytest
-import torch
 
-from scratchlm.config import tiny
-from scratchlm.data.templates import get_template
-from scratchlm.model import GPT
-from scratchlm.serve.app import Service
-from scratchlm.serve.engine import Engine
 from scratchlm.serve.server import BackgroundServer
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -49,15 +43,8 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(trained):
-    torch.manual_seed(0)
-    model = GPT(
-        tiny(vocab_size=trained.vocab_size, context_length=128, n_layers=1, emb_dim=32, n_heads=2)
-    ).eval()
-    service = Service(
-        Engine(model, trained, max_batch=2).start(), trained, "tiny", template=get_template("chatml")
-    )
-    with BackgroundServer(service, api_key="page-key") as url:
+def server(make_service):
+    with BackgroundServer(make_service(max_batch=2), api_key="page-key") as url:
         yield url
 
 

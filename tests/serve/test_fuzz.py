@@ -7,14 +7,9 @@ import json
 import urllib.request
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 
-from scratchlm.config import tiny
-from scratchlm.data.templates import get_template
-from scratchlm.model import GPT
-from scratchlm.serve.app import Limits, Service
-from scratchlm.serve.engine import Engine
+from scratchlm.serve.app import Limits
 from scratchlm.serve.server import BackgroundServer
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -22,14 +17,8 @@ from schemathesis.generation import GenerationMode  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def server(trained):
-    torch.manual_seed(0)
-    model = GPT(
-        tiny(vocab_size=trained.vocab_size, context_length=64, n_layers=1, emb_dim=16, n_heads=2)
-    ).eval()
-    service = Service(
-        Engine(model, trained, max_batch=4).start(), trained, "tiny", template=get_template("chatml")
-    )
+def server(make_service):
+    service = make_service(context_length=64, emb_dim=16)
     with BackgroundServer(service, limits=Limits(max_tokens=8, token_timeout_s=30)) as url:
         with urllib.request.urlopen(url + "/openapi.json") as r:
             schema = schemathesis.openapi.from_dict(json.loads(r.read()))

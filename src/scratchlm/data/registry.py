@@ -13,13 +13,10 @@ the tests use one on 127.0.0.1).
 from __future__ import annotations
 
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from scratchlm import files
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import sha256_file
 
@@ -134,29 +131,16 @@ def get(name: str, data_dir: str | os.PathLike | None = None, show_progress: boo
     mirror = os.environ.get("SCRATCHLM_DATASETS_MIRROR")
     url = f"{mirror.rstrip('/')}/{d.filename}" if mirror else d.url
     dest = cache_dir() / d.filename
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
+    fetched = dest.with_name(dest.name + ".fetched")  # checked before it takes the real name
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, tmp.open("wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or d.size
-            with tqdm(total=total, unit="B", unit_scale=True, desc=name, disable=not show_progress) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        _check_download(d, tmp, url)
-    except urllib.error.HTTPError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ScratchLMError(f"could not download {name} from {url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
+        files.download(url, fetched, name, show_progress, d.size)
+        _check_download(d, fetched, url)
+    except ScratchLMError as exc:
+        fetched.unlink(missing_ok=True)
         raise ScratchLMError(
-            f"could not download {name} from {url}: {reason} (offline? pass --data-dir)"
+            f"{name}: {exc}" + (" (or pass --data-dir)" if "offline" in str(exc) else "")
         ) from None
-    except ScratchLMError:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dest)
+    os.replace(fetched, dest)
     if d.sha256 is None:  # trust on first use; later reads check against this
         dest.with_name(dest.name + ".sha256").write_text(sha256_file(dest) + "\n")
     return dest

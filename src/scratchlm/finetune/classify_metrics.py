@@ -10,6 +10,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from scratchlm.train.plots import pyplot, save_figure
+
 
 def confusion_matrix(targets: Sequence[int], predictions: Sequence[int], num_classes: int) -> list[list[int]]:
     """counts[true][predicted].
@@ -80,7 +82,7 @@ def plot_confusion(
 ) -> Path:
     """confusion.png: counts, with each cell shaded by its share of the true class (its row), so a rare
     class's mistakes are as visible as a common one's."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [[n / max(1, sum(row)) for n in row] for row in confusion]
     size = 1.6 + 0.7 * len(labels)
     fig, ax = plt.subplots(figsize=(size + 1, size))
@@ -93,13 +95,13 @@ def plot_confusion(
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(image, ax=ax, label="share of the true class")
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_curves(records: Sequence[dict], path: str | os.PathLike, title: str = "") -> Path:
     """curves.png: training loss per logged step with validation loss, and accuracy (training sample and
     validation) at each evaluation."""
-    plt = _pyplot()
+    plt = pyplot()
     train = {r["step"]: r["loss"] for r in records if "loss" in r and "step" in r}
     evals = {r["step"]: r for r in records if "val_loss" in r}
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
@@ -117,24 +119,4 @@ def plot_curves(records: Sequence[dict], path: str | os.PathLike, title: str = "
         ax.legend()
     if title:
         fig.suptitle(title)
-    return _save(fig, Path(path))
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    """Write atomically (a temp file, then rename), as every file of a run directory."""
-    plt = _pyplot()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, Path(path))

@@ -17,6 +17,7 @@ import torch
 from scratchlm.config import GenerateConfig
 from scratchlm.errors import ScratchLMError
 from scratchlm.generate.sampling import apply_repetition_penalty, sample_next
+from scratchlm.generate.text_stream import TextStream
 from scratchlm.model.gpt import GPT
 from scratchlm.model.kv_cache import KVCache
 
@@ -172,40 +173,16 @@ def stream_text(
     The prompt is encoded as plain text: a special-token string in it is not a special token."""
     config = _config(config, overrides)
     eos_id = tokenizer.eot_id
-    ids = tokenizer.encode_ordinary(prompt)
-    new_ids: list[int] = []
-    shown = 0
-    for token in stream_tokens(model, ids, config, eos_id=eos_id):
+    stream = TextStream(tokenizer, config.stop)
+    for token in stream_tokens(model, tokenizer.encode_ordinary(prompt), config, eos_id=eos_id):
         if config.stop_at_eos and token == eos_id:
             break
-        new_ids.append(token)
-        text = tokenizer.decode(new_ids)
-        if text.endswith("\ufffd"):  # the last token ends inside a character: wait for the rest
-            continue
-        found = (text.find(stop, max(0, shown - len(stop))) for stop in config.stop)
-        cut = min((i for i in found if i != -1), default=-1)
-        if cut != -1:
-            if cut > shown:
-                yield text[shown:cut]
+        if piece := stream.add(token):
+            yield piece
+        if stream.stopped:
             return
-        safe = len(text) - _pending_stop_prefix(text, config.stop)
-        if safe > shown:
-            yield text[shown:safe]
-            shown = safe
-    text = tokenizer.decode(new_ids)
-    if len(text) > shown:
-        yield text[shown:]
-
-
-def _pending_stop_prefix(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of `text` that is the beginning of a stop string."""
-    longest = 0
-    for stop in stops:
-        for n in range(min(len(stop) - 1, len(text)), longest, -1):
-            if text.endswith(stop[:n]):
-                longest = n
-                break
-    return longest
+    if tail := stream.flush():
+        yield tail
 
 
 def generate_text(

@@ -13,8 +13,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from scratchlm import files
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json
 
@@ -47,28 +46,14 @@ def download(repo_id: str, filename: str, revision: str = "main", required: bool
         return None
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     url = f"{endpoint}/{repo_id}/resolve/{urllib.parse.quote(revision)}/{filename}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=30) as response, tmp.open("wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=total is None) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        os.replace(tmp, dest)
-    except urllib.error.HTTPError as exc:
-        tmp.unlink(missing_ok=True)
-        if exc.code == 404 and not required:
+        return files.download(url, dest, filename, show_progress=True)
+    except files.DownloadError as exc:
+        if exc.status == 404 and not required:
             return None
-        raise ScratchLMError(f"could not download {url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", exc)
-        raise ScratchLMError(
-            f"could not download {url}: {reason} (offline? pass a local model directory instead)"
-        ) from None
-    return dest
+        if exc.status is None:
+            raise ScratchLMError(f"{exc} Pass a local model directory instead.") from None
+        raise
 
 
 def fetch_model(name: str, revision: str = "main") -> Path:

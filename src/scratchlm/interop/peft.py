@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, write_json
-from scratchlm.finetune.lora import TARGETS, LoRAConfig, apply_lora, lora_modules
+from scratchlm.finetune.lora import TARGETS, LoRAConfig, apply_lora, load_lora_state_dict, lora_modules
 
 # our target → PEFT target_modules entry (a suffix PEFT matches against module names)
 HF_TARGETS = {
@@ -123,24 +123,11 @@ def load_peft_adapter(model: torch.nn.Module, directory: str | os.PathLike) -> d
         if blocks and blocks != list(range(len(model.trf_blocks))):
             cfg = LoRAConfig(**{**cfg.to_dict(), "layers": tuple(blocks)})
     report = apply_lora(model, cfg)
-    modules = lora_modules(model)
-    seen = set()
-    with torch.no_grad():
-        for key, tensor in tensors.items():
-            path, part = _our_path(key)
-            if path not in modules:
-                raise ScratchLMError(f"{directory}: adapter tensor {key} has no matching layer in this model")
-            target = getattr(modules[path], part)
-            if target.shape != tensor.shape:
-                raise ScratchLMError(
-                    f"{directory}: {key} has shape {tuple(tensor.shape)}, this model needs "
-                    f"{tuple(target.shape)}: an adapter for another base model"
-                )
-            target.copy_(tensor)
-            seen.add((path, part))
-    missing = [p for p in modules if (p, "lora_A") not in seen or (p, "lora_B") not in seen]
-    if missing:
-        raise ScratchLMError(f"{directory}: no adapter tensors for {missing[:3]}")
+    ours = {".".join(_our_path(key)): tensor for key, tensor in tensors.items()}
+    try:
+        load_lora_state_dict(model, ours)
+    except ScratchLMError as exc:
+        raise ScratchLMError(f"{directory}: {exc} (an adapter for another base model?)") from None
     return report
 
 

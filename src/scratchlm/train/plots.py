@@ -14,11 +14,7 @@ from scratchlm.train.runlog import read_metrics
 def plot_run(run_dir: str | os.PathLike) -> list[Path]:
     """Draw loss.png and lr.png into `run_dir`; the last record of a step wins (a resumed run logs
     steps again)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     run_dir = Path(run_dir)
     records = read_metrics(run_dir)
     train = {r["step"]: r for r in records if "loss" in r}
@@ -36,19 +32,29 @@ def plot_run(run_dir: str | os.PathLike) -> list[Path]:
         ax.set_title(run_dir.name)
         ax.grid(alpha=0.3)
         ax.legend()
-        written.append(_save(fig, run_dir / "loss.png"))
+        written.append(save_figure(fig, run_dir / "loss.png"))
         fig, ax = plt.subplots(figsize=(7, 3))
         ax.plot(steps, [train[s]["lr"] for s in steps])
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
         ax.grid(alpha=0.3)
-        written.append(_save(fig, run_dir / "lr.png"))
+        written.append(save_figure(fig, run_dir / "lr.png"))
     return written
 
 
-def _save(fig, path: Path) -> Path:
+def pyplot():
+    """matplotlib's pyplot on the Agg backend: files only, no display (servers, CI, processes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a figure atomically (a temp file, then rename), as every file of a run directory."""
+    plt = pyplot()
     tmp = path.with_name(path.name + ".tmp.png")
     fig.tight_layout()
     fig.savefig(tmp, dpi=100)
