@@ -27,7 +27,6 @@ import argparse
 import copy
 import math
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from scratchlm.tokenizer.train import train_bpe
 from scratchlm.train.loop import evaluate, train
 from scratchlm.train.losses import next_token_loss
 from scratchlm.train.optim import build_optimizer
-from scratchlm.train.perf import keep_heap
+from scratchlm.train.perf import keep_heap, step_seconds
 
 DATA_FILE = "tinyshakespeare.txt"
 CURVE_POINTS = 12  # evaluations along each run, each over the whole validation part
@@ -233,24 +232,8 @@ def run_recipe(name: str, recipe: dict, train_text: str, val_text: str, budget_s
 def calibrate(
     model_cfg: ModelConfig, cfg: TrainConfig, train_ids: np.ndarray, seed: int, seconds: float = 8.0
 ) -> float:
-    """Median seconds per training step of this recipe, measured on a throwaway copy."""
-    torch.manual_seed(seed)
-    model = GPT(model_cfg)
-    optimizer = build_optimizer(model, cfg)
-    sampler = WindowSampler([train_ids], model_cfg.context_length, seed)
-    times: list[float] = []
-    start = time.perf_counter()
-    probe = TrainConfig(**{**cfg.__dict__, "max_steps": 10**9, "warmup_steps": 0})
-    train(
-        model,
-        sampler,
-        next_token_loss,
-        optimizer,
-        probe,
-        on_step=lambda s, r: times.append(r.seconds),
-        should_stop=lambda: time.perf_counter() - start > seconds,
-    )
-    return statistics.median(times[3:] or times)
+    """Median seconds per training step of this recipe (scratchlm.train.perf.step_seconds)."""
+    return step_seconds(model_cfg, cfg, train_ids, seed, seconds)
 
 
 def plot(results: dict, path: Path, minutes: float) -> None:

@@ -7,6 +7,7 @@ The model sees `ModelConfig` only, generation `GenerateConfig` only. Configs ser
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, TypeVar
@@ -180,6 +181,53 @@ class TrainConfig:
             raise ScratchLMError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
 
 
+# Our module names for each target, relative to a transformer block (or the model, for the head).
+TARGETS = {
+    "qkv": "att.qkv",  # HF GPT-2: attn.c_attn
+    "out_proj": "att.out_proj",  # attn.c_proj
+    "ff_in": "ff.layers.0",  # mlp.c_fc
+    "ff_out": "ff.layers.2",  # mlp.c_proj
+    "head": "out_head",  # lm_head (or a classifier's head)
+}
+DEFAULT_TARGETS = ("qkv", "out_proj")
+
+
+@dataclass(frozen=True)
+class LoRAConfig:
+    """A LoRA adapter (scratchlm.finetune.lora): rank, alpha, dropout, which Linear layers, which blocks."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    rslora: bool = False  # scale by alpha / sqrt(rank) (Kalajdzievski 2023), PEFT's use_rslora
+    layers: tuple[int, ...] | None = None  # only these block indices (None: all)
+
+    def __post_init__(self) -> None:
+        targets = self.targets.split(",") if isinstance(self.targets, str) else self.targets
+        object.__setattr__(self, "targets", tuple(t.strip() for t in targets if t.strip()))
+        unknown = sorted(set(self.targets) - set(TARGETS))
+        if unknown or not self.targets:
+            raise ScratchLMError(
+                f"lora.targets: unknown {unknown or '(none)'}; choose from {', '.join(TARGETS)}"
+            )
+        if not isinstance(self.rank, int) or self.rank < 1:
+            raise ScratchLMError(f"lora.rank must be a positive integer, got {self.rank}")
+        if self.alpha <= 0:
+            raise ScratchLMError(f"lora.alpha must be > 0, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ScratchLMError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / (math.sqrt(self.rank) if self.rslora else self.rank)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run needs; saved as config.json in the run directory."""
@@ -187,15 +235,16 @@ class RunConfig:
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
+    lora: LoRAConfig | None = None  # train a LoRA adapter on a frozen model (continued pretraining)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        unknown = sorted(set(data) - {"model", "data", "train"})
+        unknown = sorted(set(data) - {"model", "data", "train", "lora"})
         if unknown:
-            raise ScratchLMError(f"config: unknown section(s) {unknown}; known: data, model, train")
+            raise ScratchLMError(f"config: unknown section(s) {unknown}; known: data, lora, model, train")
         model = dict(data.get("model") or {})
         if "preset" in model:
             base = preset(model.pop("preset")).to_dict()
@@ -204,6 +253,7 @@ class RunConfig:
             model=from_dict(ModelConfig, model),
             data=from_dict(DataConfig, data.get("data") or {}),
             train=from_dict(TrainConfig, data.get("train") or {}),
+            lora=from_dict(LoRAConfig, data["lora"]) if data.get("lora") else None,
         )
 
 

@@ -11,7 +11,7 @@ from scratchlm.interop.tokenizer_files import load_tokenizer
 @pytest.mark.slow
 def test_demo_runs_offline(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SCRATCHLM_DATA_DIR", raising=False)
-    assert main(["demo", "--out", str(tmp_path), "--max-mb", "0.5", "--vocab-size", "600"]) == 0
+    assert main(["demo", "--tour", "--out", str(tmp_path), "--max-mb", "0.5", "--vocab-size", "600"]) == 0
     out = capsys.readouterr().out
     assert "round trip decode(encode(text)) == text on held-out text: True" in out
     assert "refused" in out
@@ -24,11 +24,23 @@ def test_demo_with_a_data_dir(tmp_path, capsys):
         "First Citizen:\nBefore we proceed any further, hear me speak.\n" * 300
     )
     assert (
-        main(["demo", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"), "--vocab-size", "300"]) == 0
+        main(
+            [
+                "demo",
+                "--tour",
+                "--data-dir",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+                "--vocab-size",
+                "300",
+            ]
+        )
+        == 0
     )
     assert "tiny Shakespeare" in capsys.readouterr().out
 
 
 def test_demo_with_a_bad_data_dir(tmp_path, capsys):
-    assert main(["demo", "--data-dir", str(tmp_path)]) == 2
+    assert main(["demo", "--tour", "--data-dir", str(tmp_path)]) == 2
     assert "tinyshakespeare.txt: not found" in capsys.readouterr().err

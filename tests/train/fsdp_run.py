@@ -41,5 +41,6 @@ if rank == 0:
     }
     with open(out, "w") as f:
         json.dump(record, f)
-if world > 1:
+if world > 1:  # every rank done with every collective before the group goes (else gloo may abort)
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()

@@ -331,3 +331,41 @@ def test_a_run_directory_is_a_model(tmp_path, corpus):
         assert torch.equal(model(x), reference.eval()(x))
     assert tokenizer.decode(tokenizer.encode_ordinary("def f(): pass")) == "def f(): pass"
     assert tokenizer.vocab_size == 50257
+
+
+def test_continued_pretraining_with_lora(tmp_path, corpus):
+    import torch
+
+    from scratchlm.config import tiny
+    from scratchlm.finetune.lora import LoRALinear
+    from scratchlm.interop.model_files import load_model, save_model
+    from scratchlm.interop.peft import load_peft_adapter
+    from scratchlm.model import GPT
+    from scratchlm.train.pretrain import pretrain
+
+    torch.manual_seed(0)
+    start = GPT(tiny(n_layers=2, emb_dim=32, n_heads=2, context_length=32))
+    save_model(start, tmp_path / "init")
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["data"] = {"inputs": [str(corpus)]}
+    settings["train"].update(
+        max_steps=6, eval_interval=6, checkpoint_interval=3, init=str(tmp_path / "init"), lr=1e-2
+    )
+    settings["lora"] = {"rank": 4, "alpha": 8, "targets": ["qkv", "ff_out"]}
+    pretrain(RunConfig.from_dict(settings), tmp_path / "run", show_progress=False)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lora = next(r for r in records if r.get("event") == "lora")
+    assert lora["trainable"] == 2 * 4 * ((32 + 96) + (128 + 32))  # only the adapter trained
+
+    trained, _ = load_model(tmp_path / "run")  # the run directory loads with the adapter merged
+    assert not any(isinstance(m, LoRALinear) for m in trained.modules())
+    base, _ = load_model(tmp_path / "init")
+    load_peft_adapter(base, tmp_path / "run" / "adapter")  # the PEFT adapter on the untouched base
+    x = torch.randint(0, 100, (2, 16))
+    with torch.no_grad():
+        assert (trained(x) - base.eval()(x)).abs().max() <= 1e-4
+        assert (trained(x) - start.eval()(x)).abs().max() > 1e-4  # and it did learn something
+    # resume continues the LoRA run from its checkpoint
+    settings["train"]["max_steps"] = 8
+    pretrain(RunConfig.from_dict(settings), tmp_path / "run", resume=True, show_progress=False)
+    assert ckpt.latest_checkpoint(tmp_path / "run").name == "step_0000008"

@@ -1,11 +1,15 @@
-"""`scratchlm demo`: the main job on data every machine has. For now stages 1-5: train a BPE tokenizer on
-the Python standard library (or tiny Shakespeare from --data-dir), compare it with GPT-2, show tokens, then
-cut windows and run an untrained tiny GPT on them."""
+"""`scratchlm demo`: the main job, offline, on data every machine with Python has.
+
+By default the whole pipeline (`scratchlm.pipeline`): a BPE tokenizer, a small GPT pretrained on Python's
+own documentation, a classifier of docstrings by library area, LoRA instruction tuning on "What does X
+do?", and a chat — each stage alone with `--stage`, the budget scaled with `--minutes`. `--tour` shows the
+tokenizer and model basics instead (stages 1-5 of the book, seconds)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -18,30 +22,60 @@ from scratchlm.tokenizer.stats import measure
 from scratchlm.tokenizer.train import available_core
 
 SAMPLE = "Tokenizers split naïve café text, the year 2024 and 🤖 emoji into ids."
+STAGES = ("tokenize", "pretrain", "classify", "instruct", "chat")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="runs/demo", help="where every stage writes (default runs/demo)")
+    parser.add_argument("--minutes", type=float, default=10.0, help="time budget of all stages (default 10)")
     parser.add_argument(
+        "--stage",
+        action="append",
+        choices=STAGES,
+        help="only this stage (repeatable); reuses earlier outputs",
+    )
+    parser.add_argument("--fresh", action="store_true", help="redo the chosen stages, not reuse their output")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    parser.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary (default 4096)")
+    tour = parser.add_argument_group("the tokenizer tour (--tour)")
+    tour.add_argument("--tour", action="store_true", help="tokenizer and model basics, not the pipeline")
+    tour.add_argument(
         "--data-dir",
         default=os.environ.get("SCRATCHLM_DATA_DIR"),
-        help="a folder with tinyshakespeare.txt to train on "
-        "(default: $SCRATCHLM_DATA_DIR, else the Python standard library)",
+        help="with --tour: a folder with tinyshakespeare.txt (default: $SCRATCHLM_DATA_DIR, else the stdlib)",
     )
-    parser.add_argument(
-        "--out", default="runs/demo", help="where the tokenizer is written (default runs/demo)"
-    )
-    parser.add_argument("--vocab-size", type=int, default=4096)
-    parser.add_argument(
-        "--max-mb", type=float, default=8.0, help="stdlib text to train on, in MB (default 8)"
-    )
+    tour.add_argument("--max-mb", type=float, default=8.0, help="with --tour: stdlib text in MB (default 8)")
     parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.tour:
+        args.vocab_size = args.vocab_size or 4096
+        return tour(args)
+    from scratchlm.pipeline import DemoConfig, run_demo
+
+    cfg = DemoConfig(
+        out=Path(args.out),
+        minutes=args.minutes,
+        stages=tuple(args.stage or STAGES),
+        vocab_size=args.vocab_size or 4096,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty() and not os.environ.get("CI"),
+        show_progress=not args.quiet,
+        fresh=args.fresh,
+    )
+    started = time.perf_counter()
+    run_demo(cfg)
+    minutes = (time.perf_counter() - started) / 60
+    print(f"\ndone in {minutes:.1f} min; everything is in {cfg.out}/ (demo.json)")
+    return 0
 
 
 def _read(paths: list[Path]) -> list[str]:
     return [p.read_text(encoding="utf-8") for p in paths]
 
 
-def run(args: argparse.Namespace) -> int:
+def tour(args: argparse.Namespace) -> int:
+    """The tokenizer and model basics, in seconds."""
     if args.data_dir:
         text = data_file(args.data_dir, "tinyshakespeare.txt").read_text(encoding="utf-8")
         cut = int(len(text) * 0.9)

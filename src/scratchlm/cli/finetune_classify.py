@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    result = finetune_classifier(cfg, args.out, show_progress=not args.quiet)
+    command = getattr(args, "command_line", None)
+    result = finetune_classifier(cfg, args.out, show_progress=not args.quiet, command=command)
     p = result["parameters"]
     examples = ", ".join(f"{name} {sum(c.values()):,}" for name, c in result["examples"].items())
     print(f"examples: {examples}; max length {result['max_length']} tokens")
@@ -127,5 +128,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print("\ntest split:")
     print(format_report(result["test"]))
-    print(f"\nwrote {args.out}: model/, eval.json, metrics.jsonl, confusion.png, curves.png, labels.json")
+    print(
+        f"\nwrote {args.out}: report.html, model/, eval.json, metrics.jsonl, confusion.png, curves.png, "
+        "labels.json"
+    )
     return 0

@@ -136,7 +136,15 @@ def run(args: argparse.Namespace) -> int:
         generate=GenerateConfig(max_new_tokens=args.max_new_tokens),
     )
     result = finetune_instruct(
-        args.model, splits, args.out, cfg, train_cfg, lora=lora, judge=judge, show_progress=not args.quiet
+        args.model,
+        splits,
+        args.out,
+        cfg,
+        train_cfg,
+        lora=lora,
+        judge=judge,
+        show_progress=not args.quiet,
+        command=getattr(args, "command_line", None),
     )
     print(summary(result))
     return 0
@@ -164,5 +172,7 @@ def summary(result: dict) -> str:
         mean = "n/a" if judge["mean_score"] is None else f"{judge['mean_score']:.1f}"
         lines.append(f"judge {judge['judge_model']}: mean score {mean} ({judge['scored']} scored)")
     out = Path(result["model_dir"]).parent
-    lines.append(f"run directory: {out}/ (model/, responses.json, eval.json, metrics.jsonl, loss.png)")
+    lines.append(
+        f"run directory: {out}/ (report.html, model/, responses.json, eval.json, metrics.jsonl, loss.png)"
+    )
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -40,6 +41,7 @@ COMMANDS = {
         "an OpenAI-compatible API server with continuous batching, and a chat page",
     ),
     "export": ("scratchlm.cli.export", "write a model directory in Hugging Face's format (or ours)"),
+    "report": ("scratchlm.cli.report", "(re)write a run directory's report.html and report.md"),
     "demo": (
         "scratchlm.cli.demo",
         "the main job on offline data: a tokenizer trained and shown, windows, a tiny GPT",
@@ -68,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
+    args.command_line = "scratchlm " + shlex.join(argv)  # what a run records, to be reproduced
     try:
         return args.run(args) or 0
     except ScratchLMError as exc:

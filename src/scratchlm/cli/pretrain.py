@@ -43,7 +43,9 @@ def parse_overrides(items: list[str]) -> dict:
             raise ScratchLMError(f"--{key} needs a value")
         section, _, name = key.partition(".")
         if not name:
-            raise ScratchLMError(f"--{key}: overrides are --section.key value (section: model, data, train)")
+            raise ScratchLMError(
+                f"--{key}: overrides are --section.key value (section: model, data, train, lora)"
+            )
         parsed = [yaml.safe_load(v) for v in values]
         tree.setdefault(section, {})[name] = parsed if len(parsed) > 1 or name == "inputs" else parsed[0]
 
@@ -85,8 +87,14 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.train.pretrain import pretrain
 
     cfg = load_config(args.config, parse_overrides(args.overrides))
-    state = pretrain(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
+    command = getattr(args, "command_line", None)
+    world, local = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if command and world > 1:  # under torchrun: the report's command must start the same processes
+        command = f"torchrun --nnodes {max(1, world // local)} --nproc_per_node {local} -m {command}"
+    state = pretrain(cfg, args.out, resume=args.resume, show_progress=not args.quiet, command=command)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for the run
         return 0
-    print(f"stopped at step {state.step:,} of {cfg.train.max_steps:,}; run directory: {args.out}/")
+    print(
+        f"stopped at step {state.step:,} of {cfg.train.max_steps:,}; run directory: {args.out}/ (report.html)"
+    )
     return 0

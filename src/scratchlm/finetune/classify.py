@@ -46,6 +46,7 @@ from scratchlm.interop.model_files import load_model, save_classifier
 from scratchlm.interop.peft import save_peft_adapter
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import add_classifier_head, classify_logits
+from scratchlm.report import write_report_safely
 from scratchlm.train.loop import StepResult, TrainState, train
 from scratchlm.train.optim import build_optimizer
 from scratchlm.train.runlog import RunLog, read_metrics
@@ -260,12 +261,15 @@ def encode_splits(cfg, splits, labels, tokenizer, context_length: int) -> tuple[
 
 
 # ---- the shell: a run directory ----------------------------------------------------------------------------
-def finetune_classifier(cfg: ClassifyConfig, out_dir: str | Path, show_progress: bool = True) -> dict:
+def finetune_classifier(
+    cfg: ClassifyConfig, out_dir: str | Path, show_progress: bool = True, command: str | None = None
+) -> dict:
     """Fine-tune, evaluate and save a classifier. Returns what eval.json holds.
 
     Writes to `out_dir`: config.json (these settings), labels.json, metrics.jsonl, curves.png, eval.json
-    (test and best-validation metrics), confusion.png (test), the classifier in model/ (LoRA merged in) and,
-    with LoRA, the PEFT adapter and the class head in adapter/.
+    (test and best-validation metrics), confusion.png (test), the classifier in model/ (LoRA merged in),
+    with LoRA the PEFT adapter and the class head in adapter/, and last report.html/report.md (with
+    `command`, the command line that started the run, to reproduce it).
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -348,6 +352,7 @@ def finetune_classifier(cfg: ClassifyConfig, out_dir: str | Path, show_progress:
     _save_result(model, tokenizer, cfg, out, labels, max_length, pad_id)
     result["seconds"]["total"] = round(time.perf_counter() - started, 2)
     write_json(out / "eval.json", result)
+    write_report_safely(out, command)
     return result
 
 

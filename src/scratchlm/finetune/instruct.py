@@ -41,6 +41,7 @@ from scratchlm.finetune.lora import LoRAConfig, apply_lora, merge_lora, trainabl
 from scratchlm.generate.generate import TokenizerLike, generate_batch
 from scratchlm.interop.model_files import load_model, save_model
 from scratchlm.model.gpt import GPT
+from scratchlm.report import write_report_safely
 from scratchlm.train.loop import StepResult, TrainState, evaluate, train
 from scratchlm.train.losses import next_token_loss, perplexity
 from scratchlm.train.optim import build_optimizer
@@ -125,8 +126,10 @@ def finetune_instruct(
     lora: LoRAConfig | None = None,
     judge: JudgeConfig | None = None,
     show_progress: bool = True,
+    command: str | None = None,
 ) -> dict:
-    """Fine-tune the model `model_spec` names on `splits` and write the run directory; returns eval.json."""
+    """Fine-tune the model `model_spec` names on `splits` and write the run directory, its report last (with
+    `command`, the command line that started the run, to reproduce it); returns eval.json."""
     cfg, train_cfg = cfg or InstructConfig(), train_cfg or book_train_config()
     out = Path(out_dir)
     if (out / "metrics.jsonl").exists():
@@ -201,6 +204,7 @@ def finetune_instruct(
         plot_run(out)
     finally:
         runlog.close()
+    write_report_safely(out, command)
     return result
 
 

@@ -13,56 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
+from scratchlm.config import DEFAULT_TARGETS, TARGETS, LoRAConfig  # noqa: F401 (re-exported)
 from scratchlm.errors import ScratchLMError
-
-# Our module names for each target, relative to a transformer block (or the model, for the head).
-TARGETS = {
-    "qkv": "att.qkv",  # HF GPT-2: attn.c_attn
-    "out_proj": "att.out_proj",  # attn.c_proj
-    "ff_in": "ff.layers.0",  # mlp.c_fc
-    "ff_out": "ff.layers.2",  # mlp.c_proj
-    "head": "out_head",  # lm_head (or a classifier's head)
-}
-DEFAULT_TARGETS = ("qkv", "out_proj")
-
-
-@dataclass(frozen=True)
-class LoRAConfig:
-    rank: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.0
-    targets: tuple[str, ...] = DEFAULT_TARGETS
-    rslora: bool = False  # scale by alpha / sqrt(rank) (Kalajdzievski 2023), PEFT's use_rslora
-    layers: tuple[int, ...] | None = field(default=None)  # only these block indices (None: all)
-
-    def __post_init__(self) -> None:
-        targets = self.targets.split(",") if isinstance(self.targets, str) else self.targets
-        object.__setattr__(self, "targets", tuple(t.strip() for t in targets if t.strip()))
-        unknown = sorted(set(self.targets) - set(TARGETS))
-        if unknown or not self.targets:
-            raise ScratchLMError(
-                f"lora.targets: unknown {unknown or '(none)'}; choose from {', '.join(TARGETS)}"
-            )
-        if not isinstance(self.rank, int) or self.rank < 1:
-            raise ScratchLMError(f"lora.rank must be a positive integer, got {self.rank}")
-        if self.alpha <= 0:
-            raise ScratchLMError(f"lora.alpha must be > 0, got {self.alpha}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ScratchLMError(f"lora.dropout must be in [0, 1), got {self.dropout}")
-        if self.layers is not None:
-            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
-
-    @property
-    def scaling(self) -> float:
-        return self.alpha / (math.sqrt(self.rank) if self.rslora else self.rank)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class LoRALinear(nn.Module):

@@ -159,9 +159,18 @@ def _load_run(path: Path) -> tuple[GPT, AnyTokenizer | None]:
     checkpoint = best_checkpoint(path)
     if checkpoint is None:
         raise ScratchLMError(f"{path}: a run directory without a complete checkpoint")
-    cfg = from_dict(ModelConfig, read_json(path / "config.json")["model"])
+    saved = read_json(path / "config.json")
+    cfg = from_dict(ModelConfig, saved["model"])
     model = GPT(cfg, init=False)
-    load_weights(checkpoint, model)
+    if saved.get("lora"):  # trained with LoRA: load base + adapter as trained, then fold the adapter in
+        from scratchlm.config import LoRAConfig
+        from scratchlm.finetune.lora import apply_lora, merge_lora
+
+        apply_lora(model, from_dict(LoRAConfig, saved["lora"]))
+        load_weights(checkpoint, model)
+        merge_lora(model, unload=True)
+    else:
+        load_weights(checkpoint, model)
     model.eval()
     tokenizer = load_tokenizer(path / "tokenizer") if has_tokenizer(path / "tokenizer") else None
     return model, tokenizer or _find_tokenizer(path, cfg)

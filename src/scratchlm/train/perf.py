@@ -9,6 +9,7 @@ the GPUs listed below in the run's precision, otherwise a matmul measured on the
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import statistics
 import sys
 import time
@@ -36,8 +37,8 @@ GPU_PEAKS_16BIT = {
 def matmul_peak_flops(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int = 0
 ) -> float:
-    """FLOP/s of an (n, n) @ (n, n) matmul (2 n^3 FLOPs) on `device` in `dtype`: median of 5 after a warm-up.
-    n defaults to 2048 on CPUs and 8192 on accelerators."""
+    """FLOP/s of an (n, n) @ (n, n) matmul (2 n^3 FLOPs) on `device` in `dtype`: the best of 5 after a
+    warm-up (a peak: other processes can only slow a run down). n defaults to 2048 on CPUs, 8192 elsewhere."""
     device = torch.device(device)
     n = n or (2048 if device.type == "cpu" else 8192)
     # A private generator: measuring must not move the run's random state (exact resume depends on it).
@@ -53,7 +54,7 @@ def matmul_peak_flops(
         _sync(device)
         if i:
             times.append(time.perf_counter() - t0)
-    return 2 * n**3 / statistics.median(times)
+    return 2 * n**3 / min(times)
 
 
 def peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
@@ -92,3 +93,34 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def step_seconds(model_cfg, train_cfg, token_ids, seed: int = 0, seconds: float = 8.0) -> float:
+    """Median seconds per training step of this model and TrainConfig on this machine, measured for about
+    `seconds` on a throwaway copy (so a time budget can become a number of steps, and the cosine schedule
+    can be sized to it)."""
+    from scratchlm.data.shards import WindowSampler
+    from scratchlm.model.gpt import GPT
+    from scratchlm.train.loop import train
+    from scratchlm.train.losses import next_token_loss
+    from scratchlm.train.optim import build_optimizer
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    model = GPT(model_cfg)
+    optimizer = build_optimizer(model, train_cfg)
+    sampler = WindowSampler([token_ids], model_cfg.context_length, seed)
+    probe = dataclasses.replace(train_cfg, max_steps=10**9, warmup_steps=0)
+    times: list[float] = []
+    start = time.perf_counter()
+    train(
+        model,
+        sampler,
+        next_token_loss,
+        optimizer,
+        probe,
+        on_step=lambda s, r: times.append(r.seconds),
+        should_stop=lambda: time.perf_counter() - start > seconds and len(times) >= 2,
+    )
+    torch.random.set_rng_state(state)  # measuring must not change what the real run draws
+    return statistics.median(times[3:] or times)

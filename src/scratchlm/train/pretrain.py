@@ -25,6 +25,7 @@ from scratchlm.generate.generate import generate_text
 from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
 from scratchlm.model.gpt import GPT
 from scratchlm.model.sizing import flops_per_token
+from scratchlm.report import write_report_safely
 from scratchlm.tokenizer.corpus import expand_inputs, plan_blocks, read_block
 from scratchlm.train import checkpoint as ckpt
 from scratchlm.train.distributed import setup_processes
@@ -65,8 +66,14 @@ def load_text_data(cfg: RunConfig, tokenizer):
 
 
 def pretrain(
-    cfg: RunConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True
+    cfg: RunConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    show_progress: bool = True,
+    command: str | None = None,
 ) -> TrainState:
+    """Train (or resume) the run in `out_dir`, ending with its report; `command`, the command line that
+    started it, goes into the report to reproduce the run."""
     out = Path(out_dir)
     rank, world, device = setup_processes(cfg.train.device)
     is_main = rank == 0
@@ -116,6 +123,11 @@ def pretrain(
             f"model.vocab_size {cfg.model.vocab_size:,} is smaller than the tokenizer's "
             f"{tokenizer.vocab_size:,}"
         )
+    lora_report = None
+    if cfg.lora is not None:  # the base is frozen; only the adapter trains (and is checkpointed with it)
+        from scratchlm.finetune.lora import apply_lora
+
+        lora_report = apply_lora(model, cfg.lora)
     model = model.to(device)
     for data in (train_data,):
         data.rank, data.world_size = rank, world
@@ -155,6 +167,8 @@ def pretrain(
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.train.compile:  # the training step only: evaluation and sampling run the eager `model`
         trained = torch.compile(trained)
+    if lora_report is not None:
+        run.log({"event": "lora", **lora_report})
     if stale:
         run.log({"event": "cleaned_stale_checkpoint_writes", "count": len(stale)})
     if resume:
@@ -194,6 +208,10 @@ def pretrain(
         if stop["signal"] is not None:
             run.log({"event": "stopped_by_signal", "signal": int(stop["signal"]), "step": state.step})
         run.save(state)
+        if is_main and cfg.lora is not None:  # the adapter alone, in PEFT's format, for the base
+            from scratchlm.interop.peft import save_peft_adapter
+
+            save_peft_adapter(model, out / "adapter", cfg.train.init)
     finally:
         run.bar.close()
         run.runlog.close()
@@ -201,6 +219,8 @@ def pretrain(
             signal.signal(s, handler)
         if world > 1:
             torch.distributed.destroy_process_group()
+    if is_main:
+        write_report_safely(out, command)
     return state
 
 

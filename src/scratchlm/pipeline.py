@@ -1,0 +1,364 @@
+"""The whole pipeline in one call, on data every machine with Python has (`scratchlm demo`).
+
+Stages, each writing under `out/` and reusing what an earlier run left there:
+
+1. `tokenize`: a byte-level BPE trained on the interpreter's language reference and the standard library's
+   docstrings (`scratchlm.data.stdlib`), a tokenized sample shown.
+2. `pretrain`: a small GPT pretrained on that text for its share of the time budget (the step time is
+   measured first, so the cosine schedule fits the budget), samples shown as they improved.
+3. `classify`: the pretrained GPT fine-tuned to tell which area of the standard library a docstring comes
+   from, tested on modules it never saw; accuracy and the confusion matrix.
+4. `instruct`: LoRA instruction tuning on "What does `json.dumps` do?" → the docstring's first sentence,
+   tested on held-out functions: response perplexity before and after, ROUGE-L, exact match.
+5. `chat`: a short chat with the result in a terminal (else a few held-out questions answered), and the
+   command that serves it.
+
+`minutes` scales every stage; the shares are in SHARES.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scratchlm.errors import ScratchLMError
+
+STAGES = ("tokenize", "pretrain", "classify", "instruct", "chat")
+SHARES = {"pretrain": 0.5, "classify": 0.2, "instruct": 0.25}  # of the budget; the rest is fixed overhead
+
+
+@dataclass
+class DemoConfig:
+    out: Path = Path("runs/demo")
+    minutes: float = 10.0
+    stages: tuple[str, ...] = STAGES
+    vocab_size: int = 4096
+    seed: int = 123
+    interactive: bool = False  # chat in the terminal at the end (else print answers)
+    show_progress: bool = True
+    fresh: bool = False  # delete earlier outputs of the chosen stages first
+    max_examples: int | None = None  # per split, for classify and instruct (a quick smoke run)
+    say: Callable[[str], None] = field(default=print)
+
+
+def run_demo(cfg: DemoConfig) -> dict:
+    """Run the chosen stages; return what each reported (also written to out/demo.json)."""
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown:
+        raise ScratchLMError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+    if cfg.minutes <= 0:
+        raise ScratchLMError(f"--minutes must be positive, got {cfg.minutes}")
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    for stage in STAGES:
+        if stage not in cfg.stages:
+            continue
+        started = time.perf_counter()
+        cfg.say(f"\n== {STAGES.index(stage) + 1}. {stage}")
+        results[stage] = {**globals()[f"_{stage}"](cfg), "seconds": round(time.perf_counter() - started, 1)}
+    summary = cfg.out / "demo.json"
+    previous = json.loads(summary.read_text()) if summary.is_file() else {}
+    summary.write_text(json.dumps({**previous, **results}, indent=1, default=str))
+    return results
+
+
+def _need(path: Path, stage: str) -> Path:
+    if not path.exists():
+        raise ScratchLMError(
+            f"{path} is missing: run `scratchlm demo --stage {stage}` first (or the whole demo)"
+        )
+    return path
+
+
+def _fresh(cfg: DemoConfig, path: Path) -> bool:
+    """True when `path` holds an earlier output to reuse (removed first with --fresh)."""
+    if cfg.fresh and path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    if path.exists():
+        cfg.say(f"reusing {path} (--fresh starts it over)")
+        return True
+    return False
+
+
+def _command(cfg: DemoConfig, stage: str) -> str:
+    """How to redo one stage of this demo (the stage's run report shows it)."""
+    return f"scratchlm demo --stage {stage} --fresh --out {cfg.out} --minutes {cfg.minutes:g}"
+
+
+def _sample(rows: list, n: int | None) -> list:
+    """Every k-th row, n in all (the whole list when n is None): a spread, not the first module's rows."""
+    if n is None or len(rows) <= n:
+        return rows
+    return rows[:: len(rows) // n][:n]
+
+
+# ---- 1. tokenize ----------------------------------------------------------------------------------------
+
+
+def _corpus(cfg: DemoConfig) -> Path:
+    from scratchlm.data.stdlib import docstrings, reference_text
+
+    path = cfg.out / "data" / "pretrain.txt"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        docs = (f"{d.module}.{d.name}\n{d.text}" if d.name else f"{d.module}\n{d.text}" for d in docstrings())
+        path.write_text(reference_text() + "\n\n" + "\n\n".join(docs) + "\n", encoding="utf-8")
+    return path
+
+
+def _tokenize(cfg: DemoConfig) -> dict:
+    from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
+    from scratchlm.tokenizer import train_bpe
+
+    corpus = _corpus(cfg)
+    directory = cfg.out / "tokenizer"
+    if _fresh(cfg, directory):
+        tok = load_tokenizer(directory)
+    else:
+        text = corpus.read_text(encoding="utf-8")
+        cfg.say(f"corpus: Python's language reference + the stdlib's docstrings, {len(text) / 1e6:.1f} MB")
+        tok = train_bpe([text], cfg.vocab_size, pattern="gpt4", name="demo")
+        save_tokenizer(tok, directory)
+    sample = "json.dumps(obj) serializes obj to a JSON formatted str."
+    ids = tok.encode_ordinary(sample)
+    cfg.say(f"{tok.vocab_size:,} tokens; {sample!r} -> {len(ids)} tokens:")
+    cfg.say("  " + " | ".join(tok.decode([i]) for i in ids))
+    return {"vocab_size": tok.vocab_size, "sample_tokens": len(ids), "sample_bytes": len(sample.encode())}
+
+
+# ---- 2. pretrain ----------------------------------------------------------------------------------------
+
+MODEL = dict(context_length=128, emb_dim=192, n_heads=6, n_layers=4, dropout=0.0)
+PRETRAIN = dict(batch_size=16, lr=2e-3, min_lr=1e-4, warmup_steps=30, beta2=0.99, weight_decay=0.1)
+
+
+def _pretrain(cfg: DemoConfig) -> dict:
+    import numpy as np
+
+    from scratchlm.config import ModelConfig, RunConfig, TrainConfig
+    from scratchlm.interop.tokenizer_files import load_tokenizer
+    from scratchlm.train.perf import step_seconds
+    from scratchlm.train.pretrain import pretrain
+    from scratchlm.train.runlog import read_metrics
+
+    run = cfg.out / "pretrain"
+    tokenizer_dir = _need(cfg.out / "tokenizer", "tokenize")
+    corpus = _corpus(cfg)
+    if run.exists() and not (run / "checkpoints" / "latest.json").is_file():
+        shutil.rmtree(run)  # an interrupted start without a checkpoint: begin again
+    if not _fresh(cfg, run):
+        tok = load_tokenizer(tokenizer_dir)
+        model_cfg = ModelConfig(vocab_size=tok.vocab_size, **MODEL)
+        probe_ids = np.array(
+            tok.encode_ordinary(corpus.read_text(encoding="utf-8")[:200_000]), dtype=np.int64
+        )
+        budget = cfg.minutes * 60 * SHARES["pretrain"]
+        step_s = step_seconds(
+            model_cfg, TrainConfig(**PRETRAIN), probe_ids, cfg.seed, seconds=min(5.0, budget / 10)
+        )
+        steps = max(PRETRAIN["warmup_steps"] + 5, int(budget * 0.85 / step_s))  # 15% for evals and samples
+        cfg.say(f"{step_s * 1000:.0f} ms per step here: {steps} steps fit in {budget / 60:.1f} min")
+        settings = {
+            "model": MODEL | {"vocab_size": tok.vocab_size},
+            "data": {"inputs": [str(corpus)], "tokenizer": str(tokenizer_dir), "val_fraction": 0.05},
+            "train": PRETRAIN
+            | {
+                "max_steps": steps,
+                "eval_interval": max(1, steps // 5),
+                "eval_batches": 10,
+                "checkpoint_interval": max(1, steps // 2),
+                "log_interval": max(1, steps // 50),
+                "sample_prompt": "The json module",
+                "sample_tokens": 24,
+                "seed": cfg.seed,
+                "device": "cpu",
+            },
+        }
+        pretrain(
+            RunConfig.from_dict(settings),
+            run,
+            show_progress=cfg.show_progress,
+            command=_command(cfg, "pretrain"),
+        )
+    records = read_metrics(run)
+    evals = [r for r in records if "val_loss" in r]
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines() if line.strip()]
+    cfg.say("samples of 'The json module' as training went on:")
+    for s in samples:
+        cfg.say(f"  step {s['step']:>5}: {' '.join(s['text'].split())[:90]!r}")
+    last = evals[-1] if evals else {}
+    nan = float("nan")
+    cfg.say(f"val loss {last.get('val_loss', nan):.3f} nats/token, {last.get('val_bpb', nan):.3f} bits/byte")
+    return {"steps": last.get("step"), "val_loss": last.get("val_loss"), "val_bpb": last.get("val_bpb")}
+
+
+# ---- 3. classify ----------------------------------------------------------------------------------------
+
+
+def _classify(cfg: DemoConfig) -> dict:
+    from scratchlm.data.stdlib import AREAS, area_examples
+    from scratchlm.finetune.classify import ClassifyConfig, finetune_classifier
+
+    base = _need(cfg.out / "pretrain", "pretrain")
+    run = cfg.out / "classify"
+    if _fresh(cfg, run / "eval.json"):
+        result = json.loads((run / "eval.json").read_text())
+    else:
+        shutil.rmtree(run, ignore_errors=True)
+        files = {}
+        for split, rows in area_examples().items():
+            if cfg.max_examples is not None:  # the same share of every area, each area kept
+                by_area = {area: [r for r in rows if r[1] == area] for area in sorted(AREAS)}
+                rows = [
+                    r for group in by_area.values() for r in _sample(group, max(1, cfg.max_examples // 6))
+                ]
+            files[split] = cfg.out / "data" / f"areas-{split}.tsv"
+            lines = (f"{label}\t{' '.join(text.split())}" for text, label in rows)
+            files[split].write_text("\n".join(lines) + "\n", encoding="utf-8")
+        n_train = len(files["train"].read_text().splitlines())
+        budget = cfg.minutes * 60 * SHARES["classify"]
+        steps_per_epoch = max(1, n_train // 16)
+        epoch_s = steps_per_epoch * _step_estimate(cfg)
+        epochs = int(min(8, max(1, budget * 0.8 // epoch_s)))
+        cfg.say(f"docstrings by area: {n_train} train; {epochs} epochs fit in {budget / 60:.1f} min")
+        settings = ClassifyConfig(
+            model=str(base),
+            data=str(files["train"]),
+            val=str(files["val"]),
+            test=str(files["test"]),
+            text_field="1",
+            labels=tuple(sorted(AREAS)),
+            label_field="0",
+            train_layers="all",
+            epochs=epochs,
+            batch_size=16,
+            lr=5e-4,
+            warmup_steps=20,
+            decay="cosine",
+            max_length=MODEL["context_length"],
+            seed=cfg.seed,
+            device="cpu",
+        )
+        result = finetune_classifier(
+            settings, run, show_progress=cfg.show_progress, command=_command(cfg, "classify")
+        )
+    test = result["test"]
+    labels = result["labels"]
+    chance = 1 / len(labels)
+    cfg.say(f"test accuracy {test['accuracy']:.1%} on modules never seen in training (chance {chance:.0%})")
+    width = max(len(x) for x in labels) + 2
+    cfg.say(" " * width + "".join(f"{x[:10]:>11}" for x in labels) + "   <- predicted")
+    for label, row in zip(labels, test["confusion"]):
+        cfg.say(f"{label:<{width}}" + "".join(f"{n:>11}" for n in row))
+    return {"test_accuracy": test["accuracy"], "labels": labels, "confusion": test["confusion"]}
+
+
+def _step_estimate(cfg: DemoConfig) -> float:
+    """Seconds per step of the demo's model at batch 16, from the pretraining run's own log."""
+    from scratchlm.train.runlog import read_metrics
+
+    rates = [r["tokens_per_s"] for r in read_metrics(cfg.out / "pretrain") if r.get("tokens_per_s")]
+    if not rates:
+        return 0.1
+    rates.sort()
+    return 16 * MODEL["context_length"] / rates[len(rates) // 2]
+
+
+# ---- 4. instruct ----------------------------------------------------------------------------------------
+
+
+def _instruct(cfg: DemoConfig) -> dict:
+    from scratchlm.config import GenerateConfig
+    from scratchlm.data.stdlib import qa_pairs
+    from scratchlm.data.templates import alpaca_messages
+    from scratchlm.finetune.instruct import InstructConfig, Splits, book_train_config, finetune_instruct
+    from scratchlm.finetune.lora import LoRAConfig
+
+    base = _need(cfg.out / "pretrain", "pretrain")
+    run = cfg.out / "instruct"
+    if _fresh(cfg, run / "eval.json"):
+        result = json.loads((run / "eval.json").read_text())
+    else:
+        shutil.rmtree(run, ignore_errors=True)
+        qa = qa_pairs()
+        splits = Splits(
+            *[
+                [
+                    alpaca_messages(p["instruction"], p["input"], p["output"])
+                    for p in qa[s][: cfg.max_examples]
+                ]
+                for s in ("train", "val", "test")
+            ]
+        )
+        budget = cfg.minutes * 60 * SHARES["instruct"]
+        steps = max(10, int(budget * 0.6 / (_step_estimate(cfg) * 1.5)))  # LoRA steps; the rest generates
+        cfg.say(
+            f"{len(splits.train)} questions to learn from, {len(splits.test)} held out; {steps} LoRA steps"
+        )
+        settings = InstructConfig(
+            template="alpaca",
+            mask_prompt=True,
+            max_steps=steps,
+            max_test=min(40, cfg.max_examples or 40),
+            allowed_max_length=MODEL["context_length"],
+            generate=GenerateConfig(max_new_tokens=32),
+        )
+        train_cfg = book_train_config(lr=2e-3, batch_size=16, seed=cfg.seed, device="cpu", log_interval=10)
+        lora = LoRAConfig(rank=16, alpha=32, targets=("qkv", "out_proj", "ff_in", "ff_out"))
+        result = finetune_instruct(
+            base,
+            splits,
+            run,
+            settings,
+            train_cfg,
+            lora,
+            show_progress=cfg.show_progress,
+            command=_command(cfg, "instruct"),
+        )
+    ppl = result.get("test_response_ppl", {})
+    nan = float("nan")
+    cfg.say(
+        f"held-out answers: perplexity {ppl.get('before', nan):.1f} -> {ppl.get('after', nan):.1f}; "
+        f"ROUGE-L {result.get('rouge_l', nan):.3f}, exact match {result.get('exact_match', nan):.1%}"
+    )
+    return {"response_ppl": ppl, "rouge_l": result.get("rouge_l"), "exact_match": result.get("exact_match")}
+
+
+# ---- 5. chat --------------------------------------------------------------------------------------------
+
+
+def _chat(cfg: DemoConfig) -> dict:
+    from scratchlm.config import GenerateConfig
+    from scratchlm.data.stdlib import qa_pairs
+    from scratchlm.data.templates import load_template
+    from scratchlm.generate.chat import ChatSession
+    from scratchlm.interop.model_files import load_model
+
+    model_dir = _need(cfg.out / "instruct" / "model", "instruct")
+    model, tokenizer = load_model(model_dir)
+    config = GenerateConfig(max_new_tokens=40, temperature=0.0, repetition_penalty=1.2)  # no "a a a a"
+    session = ChatSession(model, tokenizer, load_template(model_dir), config)
+    answers = []
+    try:
+        if cfg.interactive:
+            cfg.say("ask about the standard library (an empty line ends the chat):")
+            while question := input("> ").strip():
+                sys.stdout.write("".join(e.text for e in session.reply(question)) + "\n")
+        else:
+            for pair in qa_pairs()["test"][:3]:
+                reply = "".join(e.text for e in session.reply(pair["instruction"]))
+                session.command("/reset")
+                answers.append(
+                    {"question": pair["instruction"], "reference": pair["output"], "answer": reply}
+                )
+                cfg.say(f"Q: {pair['instruction']}\n   model:     {reply.strip()!r}")
+                cfg.say(f"   docstring: {pair['output']!r}")
+    finally:
+        session.close()
+    cfg.say(f"\nserve it: scratchlm serve --model {model_dir}   (OpenAI API at /v1, a chat page at /)")
+    return {"answers": answers}

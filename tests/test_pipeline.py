@@ -1,0 +1,47 @@
+"""The whole pipeline (`scratchlm demo`) on a tiny budget: every stage runs offline on the standard library,
+writes its outputs, and a stage alone reuses what the others left."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scratchlm.errors import ScratchLMError
+from scratchlm.pipeline import DemoConfig, run_demo
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_stage_on_a_tiny_budget(tmp_path):
+    said: list[str] = []
+    cfg = DemoConfig(
+        out=tmp_path, minutes=0.2, vocab_size=512, max_examples=24, show_progress=False, say=said.append
+    )
+    results = run_demo(cfg)
+    assert list(results) == ["tokenize", "pretrain", "classify", "instruct", "chat"]
+    assert results["tokenize"]["vocab_size"] == 512
+    assert (
+        results["pretrain"]["val_loss"] > 0
+        and (tmp_path / "pretrain" / "checkpoints" / "latest.json").is_file()
+    )
+    assert 0 <= results["classify"]["test_accuracy"] <= 1 and len(results["classify"]["labels"]) >= 5
+    assert results["instruct"]["response_ppl"]["after"] > 0
+    assert len(results["chat"]["answers"]) == 3
+    assert (tmp_path / "instruct" / "model" / "chat_template.json").is_file()
+    assert json.loads((tmp_path / "demo.json").read_text()).keys() == results.keys()
+    text = "\n".join(said)
+    assert "test accuracy" in text and "serve it: scratchlm serve --model" in text
+
+    said.clear()
+    again = run_demo(DemoConfig(out=tmp_path, stages=("classify",), show_progress=False, say=said.append))
+    assert "reusing" in said[1] and again["classify"]["test_accuracy"] == results["classify"]["test_accuracy"]
+
+
+def test_a_stage_without_its_inputs_says_what_to_run(tmp_path):
+    with pytest.raises(ScratchLMError, match="--stage pretrain"):
+        run_demo(DemoConfig(out=tmp_path, stages=("classify",), say=lambda s: None))
+    with pytest.raises(ScratchLMError, match="unknown stage"):
+        run_demo(DemoConfig(out=tmp_path, stages=("deploy",)))
+    with pytest.raises(ScratchLMError, match="positive"):
+        run_demo(DemoConfig(out=tmp_path, minutes=0))

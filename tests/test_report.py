@@ -1,0 +1,252 @@
+"""The run report of a tiny pretraining run, a classification and an instruction fine-tune: both files are
+written by the runs themselves, hold the key numbers and the command, embed the PNGs as data URIs, load
+nothing from the network, escape what the model wrote, and render in headless Chromium without errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+
+import pytest
+import torch
+
+from scratchlm.config import GenerateConfig, RunConfig, TrainConfig, tiny
+from scratchlm.errors import ScratchLMError
+from scratchlm.finetune.classify import ClassifyConfig, finetune_classifier
+from scratchlm.finetune.instruct import InstructConfig, finetune_instruct, load_splits
+from scratchlm.interop.model_files import save_model
+from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
+from scratchlm.model import GPT
+from scratchlm.report import write_report, write_report_safely
+from scratchlm.tokenizer import WordTokenizer, train_bpe
+from scratchlm.train.pretrain import pretrain
+from scratchlm.train.runlog import read_metrics
+from tests.instruct_data import synthetic_records, tiny_model_dir, write_records
+
+pytestmark = pytest.mark.slow
+
+PROMPT = "<script>alert('prompt')</script>"
+PNG = 'src="data:image/png;base64,'
+
+
+@pytest.fixture(scope="module")
+def pretrain_run(tmp_path_factory, stdlib_text):
+    """Six steps of a one-layer GPT on standard-library text, evaluated (and sampled) every three."""
+    tmp = tmp_path_factory.mktemp("pretrain")
+    corpus = tmp / "corpus.txt"
+    corpus.write_text(stdlib_text[:20_000], encoding="utf-8")
+    save_tokenizer(train_bpe([stdlib_text[:20_000]], vocab_size=300), tmp / "tok")
+    cfg = RunConfig.from_dict(
+        {
+            "model": {"preset": "tiny", "vocab_size": 300, "context_length": 16, "emb_dim": 32, "n_heads": 2},
+            "data": {"inputs": [str(corpus)], "tokenizer": str(tmp / "tok")},
+            "train": {
+                "max_steps": 6,
+                "batch_size": 4,
+                "warmup_steps": 1,
+                "log_interval": 1,
+                "eval_interval": 3,
+                "eval_batches": 1,
+                "sample_prompt": PROMPT,
+                "sample_tokens": 6,
+                "device": "cpu",
+                "keep_heap": False,
+                "peak_flops": 1e12,
+            },
+        }
+    )
+    pretrain(cfg, tmp / "run", show_progress=False)
+    return tmp / "run"
+
+
+def read(run, name="report.html") -> str:
+    return (run / name).read_text(encoding="utf-8")
+
+
+def assert_static(page: str, images: int) -> None:
+    assert page.count(PNG) == images
+    assert "<script" not in page.lower()
+    assert "http://" not in page and "https://" not in page
+
+
+def test_pretraining_writes_its_report(pretrain_run):
+    page, md = read(pretrain_run), read(pretrain_run, "report.md")
+    evals = [r for r in read_metrics(pretrain_run) if "val_loss" in r]
+    final = evals[-1]
+    size = (pretrain_run.parent / "corpus.txt").stat().st_size
+    for text in (page, md):
+        assert f"final {final['val_loss']:.4f}" in text
+        assert f"final {final['val_bpb']:.4f}" in text
+        assert f"final {final['val_ppl']:.2f}" in text
+        assert "tokens/s (median)" in text and "MFU (median)" in text
+        assert load_tokenizer(pretrain_run / "tokenizer").fingerprint in text
+        assert f"corpus.txt: {size:,} bytes" in text  # the input and its size
+        assert "&lt;script&gt;alert" in text  # the sample prompt, escaped
+        assert "No command was recorded" in text
+    assert_static(page, images=2)  # loss.png, lr.png
+    assert "](loss.png)" in md and "](lr.png)" in md
+    assert page.count("<tr>") > 20
+
+
+def test_model_text_is_escaped_and_the_command_kept(pretrain_run):
+    with (pretrain_run / "samples.jsonl").open("a", encoding="utf-8") as f:
+        f.write(
+            json.dumps({"step": 7, "prompt": PROMPT, "text": "<img src=x onerror=alert(1)> | a & b"}) + "\n"
+        )
+    command = "scratchlm pretrain -c run.yaml -o run"
+    write_report(pretrain_run, command)
+    write_report(pretrain_run)  # a later report keeps the command
+    write_report(pretrain_run, command + " --resume")
+    page, md = read(pretrain_run), read(pretrain_run, "report.md")
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt; | a &amp; b" in page
+    assert "<img src=x" not in md and "&lt;img src=x onerror=alert(1)&gt; &#124; a &amp; b" in md
+    assert (pretrain_run / "command.txt").read_text() == f"{command}\n{command} --resume\n"
+    assert f"{command}\n{command} --resume" in md
+    assert_static(page, images=2)
+
+
+def keyword_rows(n_per_class: int) -> list[tuple[str, str]]:
+    rng = random.Random(0)
+    rows = [
+        (label, " ".join([*rng.sample(["the", "a", "big", "red", "day", "now"], 3), keyword]))
+        for label, keyword in (("food", "pizza"), ("sports", "football"))
+        for _ in range(n_per_class)
+    ]
+    rng.shuffle(rows)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def classify_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("classify")
+    tokenizer = WordTokenizer.build(["the", "a", "big", "red", "day", "now", "pizza", "football"])
+    torch.manual_seed(0)
+    model = GPT(tiny(vocab_size=tokenizer.vocab_size, context_length=16, emb_dim=32, n_heads=2, n_layers=1))
+    save_model(model, tmp / "base", tokenizer)
+    (tmp / "kw.tsv").write_text("".join(f"{y}\t{x}\n" for y, x in keyword_rows(20)), encoding="utf-8")
+    cfg = ClassifyConfig(
+        model=str(tmp / "base"),
+        data=str(tmp / "kw.tsv"),
+        text_field="1",
+        label_field="0",
+        train_layers="all",
+        epochs=2,
+        lr=5e-3,
+        device="cpu",
+    )
+    command = "scratchlm finetune classify -m base -d kw.tsv -o run --text-field 1 --label-field 0"
+    return tmp / "run", finetune_classifier(cfg, tmp / "run", show_progress=False, command=command)
+
+
+def test_classification_report(classify_run):
+    run, result = classify_run
+    page, md = read(run), read(run, "report.md")
+    test = result["test"]
+    for text in (page, md):
+        assert f"{test['accuracy']:.2%}" in text and f"{test['macro']['f1']:.4f}" in text
+        assert "scratchlm finetune classify -m base" in text
+        for label in ("food", "sports"):
+            assert f"{test['per_class'][label]['recall']:.4f}" in text
+        assert "true \\ predicted" in text and "kw.tsv: " in text
+    assert_static(page, images=2)  # curves.png, confusion.png
+    assert "](confusion.png)" in md
+
+
+@pytest.fixture(scope="module")
+def instruct_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("instruct")
+    base = tiny_model_dir(tmp / "base")
+    splits = load_splits(write_records(tmp / "data.json", synthetic_records(30)), fractions=(0.6, 0.2, 0.2))
+    cfg = InstructConfig(max_steps=4, generate=GenerateConfig(max_new_tokens=6), eval_batch_size=8)
+    train_cfg = TrainConfig(lr=3e-3, min_lr=3e-4, warmup_steps=0, batch_size=8, eval_interval=2, seed=0)
+    return tmp / "run", finetune_instruct(base, splits, tmp / "run", cfg, train_cfg, show_progress=False)
+
+
+def test_instruction_report_with_a_judge(instruct_run):
+    run, result = instruct_run
+    ppl = result["test_response_ppl"]
+    assert f"{ppl['before']:.2f} → {ppl['after']:.2f}" in read(run, "report.md")
+    # A judge's scores, as `scratchlm eval judge` would add them, and a response with markup in it.
+    records = json.loads((run / "responses.json").read_text())
+    for i, record in enumerate(records):
+        record["judge_score"] = 10 * i
+    records[0]["response"] = "<b>bold</b> & done"
+    (run / "responses.json").write_text(json.dumps(records))
+    write_report(run)  # `eval judge --out` leaves the scores in responses.json only: their mean is shown
+    mean = sum(r["judge_score"] for r in records) / len(records)
+    assert f"| judge score | {mean:.1f} |" in read(run, "report.md")
+    saved = json.loads((run / "eval.json").read_text())
+    saved["judge"] = {"judge_model": "fake-judge", "mean_score": 42.5, "scored": len(records), "unscored": 0}
+    (run / "eval.json").write_text(json.dumps(saved))
+    write_report(run)
+    page, md = read(run), read(run, "report.md")
+    for text in (page, md):
+        assert f"{result['rouge_l']:.4f}" in text and f"{result['exact_match']:.1%}" in text
+        assert "42.50" in text and "fake-judge" in text
+        assert "&lt;b&gt;bold&lt;/b&gt; &amp; done" in text and "<b>bold" not in text
+        assert records[0]["reference"] in text
+    assert_static(page, images=2)  # loss.png, lr.png
+
+
+def test_any_metrics_directory_and_clear_failures(tmp_path, capsys):
+    (tmp_path / "metrics.jsonl").write_text(
+        "".join(json.dumps({"time": 100.0 + s, "step": s, "loss": 3.0 - s / 10}) + "\n" for s in (1, 2, 3))
+        + '{"time": 1'  # a torn last line
+    )
+    write_report(tmp_path)
+    assert "final 2.7000, best 2.7000 (step 3)" in read(tmp_path, "report.md")
+    with pytest.raises(ScratchLMError, match="not a run directory"):
+        write_report(tmp_path / "nothing")
+    assert write_report_safely(tmp_path / "nothing") is None
+    assert "warning: no run report" in capsys.readouterr().err
+
+
+def test_the_command(pretrain_run, capsys):
+    from scratchlm.cli.main import main
+
+    assert main(["report", str(pretrain_run)]) == 0
+    assert "report.html" in capsys.readouterr().out
+    assert main(["report", str(pretrain_run / "checkpoints")]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="needs chromium and chromedriver (.ci/run installs them)"
+)
+def test_reports_render_in_a_browser(pretrain_run, classify_run, instruct_run, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        browser.set_window_size(1200, 2400)
+        for run in (pretrain_run, classify_run[0], instruct_run[0]):
+            browser.get((run / "report.html").resolve().as_uri())
+            deadline = time.time() + 10
+            while browser.execute_script("return document.readyState") != "complete":
+                assert time.time() < deadline, "the page did not finish loading"
+                time.sleep(0.05)
+            widths = browser.execute_script(
+                "return [...document.images].map(i => i.complete && i.naturalWidth)"
+            )
+            assert len(widths) == 2 and all(w > 0 for w in widths), widths
+            assert browser.find_element("tag name", "h1").text.startswith(run.name)
+            shot = tmp_path / f"{run.parent.name}.png"
+            browser.save_screenshot(str(shot))
+            assert shot.stat().st_size > 10_000
+            severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+            assert not severe, severe
+    finally:
+        browser.quit()
