@@ -45,3 +45,31 @@ def test_a_stage_without_its_inputs_says_what_to_run(tmp_path):
         run_demo(DemoConfig(out=tmp_path, stages=("deploy",)))
     with pytest.raises(ScratchLMError, match="positive"):
         run_demo(DemoConfig(out=tmp_path, minutes=0))
+
+
+def test_pretraining_on_a_named_dataset(tmp_path, monkeypatch):
+    from scratchlm.data import registry
+    from scratchlm.data.registry import Dataset
+
+    text = "It was the best of times, it was the worst of times.\n" * 400
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "tale.txt").write_text(text)
+    monkeypatch.setitem(
+        registry.DATASETS,
+        "tinyshakespeare",
+        Dataset("tinyshakespeare", "https://x.invalid", "tale.txt", "t", "PD"),
+    )
+    said: list[str] = []
+    cfg = DemoConfig(
+        out=tmp_path / "demo",
+        stages=("tokenize",),
+        vocab_size=300,
+        dataset="tinyshakespeare",
+        data_dir=str(tmp_path / "data"),
+        show_progress=False,
+        say=said.append,
+    )
+    assert 256 < run_demo(cfg)["tokenize"]["vocab_size"] <= 300  # merges stop early on a tiny corpus
+    assert any("corpus: tinyshakespeare" in line for line in said)
+    with pytest.raises(ScratchLMError, match="text dataset"):
+        run_demo(DemoConfig(out=tmp_path / "d2", stages=("tokenize",), dataset="sms-spam", say=said.append))

@@ -43,6 +43,8 @@ class DemoConfig:
     show_progress: bool = True
     fresh: bool = False  # delete earlier outputs of the chosen stages first
     max_examples: int | None = None  # per split, for classify and instruct (a quick smoke run)
+    dataset: str | None = None  # pretrain on this text dataset of the registry instead (scratchlm data list)
+    data_dir: str | None = None  # where to look for it before the cache and the network
     say: Callable[[str], None] = field(default=print)
 
 
@@ -100,9 +102,20 @@ def _sample(rows: list, n: int | None) -> list:
 # ---- 1. tokenize ----------------------------------------------------------------------------------------
 
 
+TEXT_DATASETS = ("tinyshakespeare", "the-verdict", "tinystories")
+
+
 def _corpus(cfg: DemoConfig) -> Path:
     from scratchlm.data.stdlib import docstrings, reference_text
 
+    if cfg.dataset is not None:
+        from scratchlm.data.registry import get
+
+        if cfg.dataset not in TEXT_DATASETS:
+            raise ScratchLMError(
+                f"--dataset {cfg.dataset}: pretraining takes a text dataset: {', '.join(TEXT_DATASETS)}"
+            )
+        return get(cfg.dataset, cfg.data_dir, show_progress=cfg.show_progress)
     path = cfg.out / "data" / "pretrain.txt"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,7 +134,8 @@ def _tokenize(cfg: DemoConfig) -> dict:
         tok = load_tokenizer(directory)
     else:
         text = corpus.read_text(encoding="utf-8")
-        cfg.say(f"corpus: Python's language reference + the stdlib's docstrings, {len(text) / 1e6:.1f} MB")
+        source = cfg.dataset or "Python's language reference + the stdlib's docstrings"
+        cfg.say(f"corpus: {source}, {len(text) / 1e6:.1f} MB")
         tok = train_bpe([text], cfg.vocab_size, pattern="gpt4", name="demo")
         save_tokenizer(tok, directory)
     sample = "json.dumps(obj) serializes obj to a JSON formatted str."

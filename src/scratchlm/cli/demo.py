@@ -37,12 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true", help="redo the chosen stages, not reuse their output")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     parser.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary (default 4096)")
+    parser.add_argument(
+        "--dataset",
+        help="pretrain on a text dataset by name (tinyshakespeare, the-verdict, tinystories), from "
+        "--data-dir, the cache or the network; the fine-tunes keep the standard library's data",
+    )
     tour = parser.add_argument_group("the tokenizer tour (--tour)")
     tour.add_argument("--tour", action="store_true", help="tokenizer and model basics, not the pipeline")
     tour.add_argument(
         "--data-dir",
         default=os.environ.get("SCRATCHLM_DATA_DIR"),
-        help="with --tour: a folder with tinyshakespeare.txt (default: $SCRATCHLM_DATA_DIR, else the stdlib)",
+        help="a data folder: with --tour, its tinyshakespeare.txt; with --dataset, where to look first "
+        "(default: $SCRATCHLM_DATA_DIR)",
     )
     tour.add_argument("--max-mb", type=float, default=8.0, help="with --tour: stdlib text in MB (default 8)")
     parser.set_defaults(run=run)
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         interactive=sys.stdin.isatty() and sys.stdout.isatty() and not os.environ.get("CI"),
         show_progress=not args.quiet,
         fresh=args.fresh,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
     )
     started = time.perf_counter()
     run_demo(cfg)
