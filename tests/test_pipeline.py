@@ -32,6 +32,10 @@ def test_every_stage_on_a_tiny_budget(tmp_path):
     assert json.loads((tmp_path / "demo.json").read_text()).keys() == results.keys()
     text = "\n".join(said)
     assert "test accuracy" in text and "serve it: scratchlm serve --model" in text
+    page = (tmp_path / "report.html").read_text()
+    assert "test accuracy" in page and page.count("data:image/png;base64,") == 2
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert "| classify |" in (tmp_path / "report.md").read_text()
 
     said.clear()
     again = run_demo(DemoConfig(out=tmp_path, stages=("classify",), show_progress=False, say=said.append))

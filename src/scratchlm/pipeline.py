@@ -65,8 +65,68 @@ def run_demo(cfg: DemoConfig) -> dict:
         results[stage] = {**globals()[f"_{stage}"](cfg), "seconds": round(time.perf_counter() - started, 1)}
     summary = cfg.out / "demo.json"
     previous = json.loads(summary.read_text()) if summary.is_file() else {}
-    summary.write_text(json.dumps({**previous, **results}, indent=1, default=str))
+    everything = {**previous, **results}
+    summary.write_text(json.dumps(everything, indent=1, default=str))
+    _write_report(cfg, everything)
     return results
+
+
+def _write_report(cfg: DemoConfig, results: dict) -> None:
+    """report.md + report.html for the whole demo: each stage's result, its key pictures, its own report."""
+    from scratchlm.files import write_atomic
+    from scratchlm.report import Code, Image, Table, render_html, render_markdown
+
+    nan = float("nan")
+    rows = []
+    for stage in STAGES:
+        r = results.get(stage)
+        if r is None:
+            continue
+        if stage == "pretrain":
+            headline = (
+                f"val {r.get('val_loss') or nan:.3f} nats/token, {r.get('val_bpb') or nan:.3f} bits/byte"
+            )
+        elif stage == "classify":
+            headline = f"test accuracy {r['test_accuracy']:.1%} on unseen modules, {len(r['labels'])} areas"
+        elif stage == "instruct":
+            ppl = r.get("response_ppl") or {}
+            headline = f"answer perplexity {ppl.get('before', nan):.1f} → {ppl.get('after', nan):.1f}"
+        elif stage == "tokenize":
+            headline = f"{r['vocab_size']:,} tokens"
+        else:
+            headline = f"{len(r.get('answers', []))} held-out questions answered"
+        rows.append([stage, headline, f"{r.get('seconds', 0):.0f}"])
+    sections = [
+        ("Stages", [Table(["stage", "result", "seconds"], rows), Code(f"scratchlm demo --out {cfg.out}")]),
+    ]
+    pictures = [("pretrain/loss.png", "pretraining loss"), ("classify/confusion.png", "classifier, test set")]
+    images = [Image(f, c) for f, c in pictures if (cfg.out / f).is_file()]
+    if images:
+        sections.append(("Curves", images))
+    if "classify" in results:
+        r = results["classify"]
+        confusion = [[label, *map(str, row)] for label, row in zip(r["labels"], r["confusion"])]
+        sections.append(
+            ("Classification: confusion matrix", [Table(["true \\ predicted", *r["labels"]], confusion)])
+        )
+    answers = results.get("chat", {}).get("answers") or []
+    if answers:
+        table = Table(
+            ["question", "model", "docstring"],
+            [[a["question"], a["answer"], a["reference"]] for a in answers],
+            True,
+        )
+        sections.append(("Held-out questions", [table]))
+    reports = [
+        f"{stage}/report.html"
+        for stage in ("pretrain", "classify", "instruct")
+        if (cfg.out / stage / "report.html").is_file()
+    ]
+    if reports:
+        sections.append(("Each stage's own report", ["; ".join(reports)]))
+    title = "scratchlm demo"
+    write_atomic(cfg.out / "report.md", render_markdown(title, sections))
+    write_atomic(cfg.out / "report.html", render_html(title, sections, cfg.out))
 
 
 def _need(path: Path, stage: str) -> Path:
