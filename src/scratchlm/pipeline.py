@@ -147,6 +147,14 @@ def _fresh(cfg: DemoConfig, path: Path) -> bool:
     return False
 
 
+def _finished(cfg: DemoConfig, run: Path) -> dict | None:
+    """The eval.json of a fine-tune that already ran (to reuse), else None; `run` is cleared."""
+    if _fresh(cfg, run / "eval.json"):
+        return json.loads((run / "eval.json").read_text())
+    shutil.rmtree(run, ignore_errors=True)
+    return None
+
+
 def _command(cfg: DemoConfig, stage: str) -> str:
     """How to redo one stage of this demo (the stage's run report shows it)."""
     return f"scratchlm demo --stage {stage} --fresh --out {cfg.out} --minutes {cfg.minutes:g}"
@@ -280,10 +288,8 @@ def _classify(cfg: DemoConfig) -> dict:
 
     base = _need(cfg.out / "pretrain", "pretrain")
     run = cfg.out / "classify"
-    if _fresh(cfg, run / "eval.json"):
-        result = json.loads((run / "eval.json").read_text())
-    else:
-        shutil.rmtree(run, ignore_errors=True)
+    result = _finished(cfg, run)
+    if result is None:
         files = {}
         for split, rows in area_examples().items():
             if cfg.max_examples is not None:  # the same share of every area, each area kept
@@ -355,10 +361,8 @@ def _instruct(cfg: DemoConfig) -> dict:
 
     base = _need(cfg.out / "pretrain", "pretrain")
     run = cfg.out / "instruct"
-    if _fresh(cfg, run / "eval.json"):
-        result = json.loads((run / "eval.json").read_text())
-    else:
-        shutil.rmtree(run, ignore_errors=True)
+    result = _finished(cfg, run)
+    if result is None:
         qa = qa_pairs()
         splits = Splits(
             *[
