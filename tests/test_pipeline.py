@@ -9,6 +9,7 @@ import pytest
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.pipeline import DemoConfig, run_demo
+from tests.browser import CHROMIUM, DRIVER, chromium, render_page
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,10 @@ def test_every_stage_on_a_tiny_budget(tmp_path):
         and (tmp_path / "pretrain" / "checkpoints" / "latest.json").is_file()
     )
     assert 0 <= results["classify"]["test_accuracy"] <= 1 and len(results["classify"]["labels"]) >= 5
-    assert results["instruct"]["response_ppl"]["after"] > 0
+    scores = results["instruct"]
+    assert scores["response_ppl"]["after"] > 0
+    for key in ("rouge_l", "first_clause_match", "exact_match"):
+        assert 0 <= scores[key]["before"] <= 1 and 0 <= scores[key]["after"] <= 1
     assert len(results["chat"]["answers"]) == 3
     assert (tmp_path / "instruct" / "model" / "chat_template.json").is_file()
     assert json.loads((tmp_path / "demo.json").read_text()).keys() == results.keys()
@@ -35,11 +39,22 @@ def test_every_stage_on_a_tiny_budget(tmp_path):
     page = (tmp_path / "report.html").read_text()
     assert "test accuracy" in page and page.count("data:image/png;base64,") == 2
     assert "http://" not in page and "https://" not in page and "<script" not in page
-    assert "| classify |" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "| classify |" in md and f"| ROUGE-L | {scores['rouge_l']['before']:.3f} | " in md
+    render_in_a_browser(tmp_path / "report.html", tmp_path / "screenshot.png")
 
     said.clear()
     again = run_demo(DemoConfig(out=tmp_path, stages=("classify",), show_progress=False, say=said.append))
     assert "reusing" in said[1] and again["classify"]["test_accuracy"] == results["classify"]["test_accuracy"]
+
+
+def render_in_a_browser(page, screenshot):
+    if not (CHROMIUM and DRIVER):
+        return  # the rest of the test still counts; test_report says why the browser parts skip
+    with chromium() as browser:
+        widths = render_page(browser, page, screenshot)
+        assert len(widths) == 2 and all(w > 0 for w in widths), widths
+        assert browser.find_element("tag name", "h1").text == "scratchlm demo"
 
 
 def test_a_stage_without_its_inputs_says_what_to_run(tmp_path):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import time
 
 import pytest
 import torch
@@ -23,6 +21,7 @@ from scratchlm.report import write_report, write_report_safely
 from scratchlm.tokenizer import WordTokenizer, train_bpe
 from scratchlm.train.pretrain import pretrain
 from scratchlm.train.runlog import read_metrics
+from tests.browser import chromium, needs_browser, render_page
 from tests.instruct_data import synthetic_records, tiny_model_dir, write_records
 
 pytestmark = pytest.mark.slow
@@ -159,7 +158,9 @@ def instruct_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("instruct")
     base = tiny_model_dir(tmp / "base")
     splits = load_splits(write_records(tmp / "data.json", synthetic_records(30)), fractions=(0.6, 0.2, 0.2))
-    cfg = InstructConfig(max_steps=4, generate=GenerateConfig(max_new_tokens=6), eval_batch_size=8)
+    cfg = InstructConfig(
+        max_steps=4, generate=GenerateConfig(max_new_tokens=6), eval_batch_size=8, baseline=True
+    )
     train_cfg = TrainConfig(lr=3e-3, min_lr=3e-4, warmup_steps=0, batch_size=8, eval_interval=2, seed=0)
     return tmp / "run", finetune_instruct(base, splits, tmp / "run", cfg, train_cfg, show_progress=False)
 
@@ -167,7 +168,10 @@ def instruct_run(tmp_path_factory):
 def test_instruction_report_with_a_judge(instruct_run):
     run, result = instruct_run
     ppl = result["test_response_ppl"]
-    assert f"{ppl['before']:.2f} → {ppl['after']:.2f}" in read(run, "report.md")
+    md = read(run, "report.md")
+    assert f"{ppl['before']:.2f} → {ppl['after']:.2f}" in md
+    assert f"| ROUGE-L | {result['before']['rouge_l']:.4f} → {result['rouge_l']:.4f} |" in md
+    assert "| instruction | reference | before | response |" in md
     # A judge's scores, as `scratchlm eval judge` would add them, and a response with markup in it.
     records = json.loads((run / "responses.json").read_text())
     for i, record in enumerate(records):
@@ -212,41 +216,10 @@ def test_the_command(pretrain_run, capsys):
     assert "not a run directory" in capsys.readouterr().err
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-DRIVER = shutil.which("chromedriver")
-
-
-@pytest.mark.skipif(
-    not (CHROMIUM and DRIVER), reason="needs chromium and chromedriver (.ci/run installs them)"
-)
+@needs_browser
 def test_reports_render_in_a_browser(pretrain_run, classify_run, instruct_run, tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
-        browser.set_window_size(1200, 2400)
+    with chromium() as browser:
         for run in (pretrain_run, classify_run[0], instruct_run[0]):
-            browser.get((run / "report.html").resolve().as_uri())
-            deadline = time.time() + 10
-            while browser.execute_script("return document.readyState") != "complete":
-                assert time.time() < deadline, "the page did not finish loading"
-                time.sleep(0.05)
-            widths = browser.execute_script(
-                "return [...document.images].map(i => i.complete && i.naturalWidth)"
-            )
+            widths = render_page(browser, run / "report.html", tmp_path / f"{run.parent.name}.png")
             assert len(widths) == 2 and all(w > 0 for w in widths), widths
             assert browser.find_element("tag name", "h1").text.startswith(run.name)
-            shot = tmp_path / f"{run.parent.name}.png"
-            browser.save_screenshot(str(shot))
-            assert shot.stat().st_size > 10_000
-            severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-            assert not severe, severe
-    finally:
-        browser.quit()

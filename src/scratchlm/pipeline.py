@@ -30,6 +30,9 @@ from scratchlm.errors import ScratchLMError
 
 STAGES = ("tokenize", "pretrain", "classify", "instruct", "chat")
 SHARES = {"pretrain": 0.5, "classify": 0.2, "instruct": 0.25}  # of the budget; the rest is fixed overhead
+# A fine-tuning step at batch 16 costs this much of a pretraining step (measured on 2 cores: 0.67 for the
+# classifier, whose docstrings are padded only to the batch's longest, and 0.67 for LoRA on short answers).
+STEP_COST = {"classify": 0.75, "instruct": 0.75}
 
 
 @dataclass
@@ -89,15 +92,18 @@ def _write_report(cfg: DemoConfig, results: dict) -> None:
         elif stage == "classify":
             headline = f"test accuracy {r['test_accuracy']:.1%} on unseen modules, {len(r['labels'])} areas"
         elif stage == "instruct":
-            ppl = r.get("response_ppl") or {}
-            headline = f"answer perplexity {ppl.get('before', nan):.1f} → {ppl.get('after', nan):.1f}"
+            headline = "; ".join(
+                f"{name} {_before_after(r.get(key) or {}, spec).replace('->', '→')}"
+                for key, name, spec in INSTRUCT_SCORES[:3]
+            )
         elif stage == "tokenize":
             headline = f"{r['vocab_size']:,} tokens"
         else:
             headline = f"{len(r.get('answers', []))} held-out questions answered"
         rows.append([stage, headline, f"{r.get('seconds', 0):.0f}"])
+    rows.append(["all", "", f"{sum(r.get('seconds', 0) for r in results.values()):.0f}"])
     sections = [
-        ("Stages", [Table(["stage", "result", "seconds"], rows), Code(f"scratchlm demo --out {cfg.out}")]),
+        ("Stages", [Table(["stage", "result", "seconds"], rows), Code(_command(cfg))]),
     ]
     pictures = [("pretrain/loss.png", "pretraining loss"), ("classify/confusion.png", "classifier, test set")]
     images = [Image(f, c) for f, c in pictures if (cfg.out / f).is_file()]
@@ -109,6 +115,13 @@ def _write_report(cfg: DemoConfig, results: dict) -> None:
         sections.append(
             ("Classification: confusion matrix", [Table(["true \\ predicted", *r["labels"]], confusion)])
         )
+    if "instruct" in results:
+        r = results["instruct"]
+        rows = [
+            [name, *_before_after(r.get(key) or {}, spec).split(" -> ")]
+            for key, name, spec in INSTRUCT_SCORES
+        ]
+        sections.append(("Instruction tuning: held-out questions", [Table(["", "before", "after"], rows)]))
     answers = results.get("chat", {}).get("answers") or []
     if answers:
         table = Table(
@@ -155,9 +168,15 @@ def _finished(cfg: DemoConfig, run: Path) -> dict | None:
     return None
 
 
-def _command(cfg: DemoConfig, stage: str) -> str:
-    """How to redo one stage of this demo (the stage's run report shows it)."""
-    return f"scratchlm demo --stage {stage} --fresh --out {cfg.out} --minutes {cfg.minutes:g}"
+def _command(cfg: DemoConfig, stage: str | None = None) -> str:
+    """How to redo this demo, or one stage of it (each stage's run report shows it)."""
+    words = ["scratchlm demo", *([f"--stage {stage}"] if stage else []), "--fresh", f"--out {cfg.out}"]
+    words.append(f"--minutes {cfg.minutes:g}")
+    if cfg.vocab_size != DemoConfig.vocab_size:
+        words.append(f"--vocab-size {cfg.vocab_size}")
+    if cfg.dataset:
+        words.append(f"--dataset {cfg.dataset}" + (f" --data-dir {cfg.data_dir}" if cfg.data_dir else ""))
+    return " ".join(words)
 
 
 def _sample(rows: list, n: int | None) -> list:
@@ -303,8 +322,8 @@ def _classify(cfg: DemoConfig) -> dict:
         n_train = len(files["train"].read_text().splitlines())
         budget = cfg.minutes * 60 * SHARES["classify"]
         steps_per_epoch = max(1, n_train // 16)
-        epoch_s = steps_per_epoch * _step_estimate(cfg)
-        epochs = int(min(8, max(1, budget * 0.8 // epoch_s)))
+        epoch_s = steps_per_epoch * _step_estimate(cfg) * STEP_COST["classify"]
+        epochs = int(min(12, max(1, budget * 0.85 // epoch_s)))  # the rest: evaluations and the test
         cfg.say(f"docstrings by area: {n_train} train; {epochs} epochs fit in {budget / 60:.1f} min")
         settings = ClassifyConfig(
             model=str(base),
@@ -374,7 +393,8 @@ def _instruct(cfg: DemoConfig) -> dict:
             ]
         )
         budget = cfg.minutes * 60 * SHARES["instruct"]
-        steps = max(10, int(budget * 0.6 / (_step_estimate(cfg) * 1.5)))  # LoRA steps; the rest generates
+        step_s = _step_estimate(cfg) * STEP_COST["instruct"]
+        steps = max(10, int(budget * 0.8 / step_s))  # the rest: evaluations and answering the test questions
         cfg.say(
             f"{len(splits.train)} questions to learn from, {len(splits.test)} held out; {steps} LoRA steps"
         )
@@ -383,6 +403,7 @@ def _instruct(cfg: DemoConfig) -> dict:
             mask_prompt=True,
             max_steps=steps,
             max_test=min(40, cfg.max_examples or 40),
+            baseline=True,  # the pretrained model answers the same questions first: scores before and after
             allowed_max_length=MODEL["context_length"],
             generate=GenerateConfig(max_new_tokens=32),
         )
@@ -398,13 +419,28 @@ def _instruct(cfg: DemoConfig) -> dict:
             show_progress=cfg.show_progress,
             command=_command(cfg, "instruct"),
         )
-    ppl = result.get("test_response_ppl", {})
-    nan = float("nan")
-    cfg.say(
-        f"held-out answers: perplexity {ppl.get('before', nan):.1f} -> {ppl.get('after', nan):.1f}; "
-        f"ROUGE-L {result.get('rouge_l', nan):.3f}, exact match {result.get('exact_match', nan):.1%}"
-    )
-    return {"response_ppl": ppl, "rouge_l": result.get("rouge_l"), "exact_match": result.get("exact_match")}
+    scores = {"response_ppl": result.get("test_response_ppl", {})}
+    for key in ("rouge_l", "first_clause_match", "exact_match"):
+        scores[key] = {"before": (result.get("before") or {}).get(key), "after": result.get(key)}
+    cfg.say(f"{result.get('responses', 0)} held-out questions, before -> after instruction tuning:")
+    for key, name, spec in INSTRUCT_SCORES:
+        cfg.say(f"  {name:<22} {_before_after(scores[key], spec)}")
+    return scores
+
+
+INSTRUCT_SCORES = (
+    ("response_ppl", "answer perplexity", ".1f"),
+    ("rouge_l", "ROUGE-L", ".3f"),
+    ("first_clause_match", "first-clause match", ".1%"),
+    ("exact_match", "exact match", ".1%"),
+)
+
+
+def _before_after(pair: dict, spec: str) -> str:
+    def show(x):
+        return "n/a" if x is None else format(x, spec)
+
+    return f"{show(pair.get('before'))} -> {show(pair.get('after'))}"
 
 
 # ---- 5. chat --------------------------------------------------------------------------------------------

@@ -38,7 +38,11 @@ CAPTIONS = {
 MAX_SAMPLE_STEPS = 8  # evaluations whose samples are shown: the first, the last and evenly between
 MAX_RESPONSES = 6
 MAX_ROWS = 40  # of the events and shard lists
-SCORES = (("exact_match", "exact match", ".1%"), ("rouge_l", "ROUGE-L", ".4f"))  # of instruction tuning
+SCORES = (  # of instruction tuning
+    ("exact_match", "exact match", ".1%"),
+    ("first_clause_match", "first-clause match", ".1%"),
+    ("rouge_l", "ROUGE-L", ".4f"),
+)
 
 
 @dataclass
@@ -199,7 +203,12 @@ def fine_tune_numbers(kind: str, result: dict) -> list[list[str]]:
         if "test_response_ppl" in result:
             ppl = result["test_response_ppl"]
             rows.append(["test response perplexity", f"{_num(ppl['before'])} → {_num(ppl['after'])}"])
-        rows += [[name, _num(result[key], spec)] for key, name, spec in SCORES if key in result]
+        before = result.get("before") or {}
+        rows += [
+            [name, (f"{_num(before[key], spec)} → " if key in before else "") + _num(result[key], spec)]
+            for key, name, spec in SCORES
+            if key in result
+        ]
         if result.get("judge"):
             rows.append(["judge score", _num(result["judge"].get("mean_score"), ".1f")])
     report = result.get("parameters") or result.get("trainable_parameters")
@@ -268,7 +277,12 @@ def instruct_eval(run: Path, result: dict) -> list[Block]:
         )
         if key in result
     ]
-    rows += [[name, "", _num(result[key], spec)] for key, name, spec in SCORES if key in result]
+    before = result.get("before") or {}
+    rows += [
+        [name, _num(before[key], spec) if key in before else "", _num(result[key], spec)]
+        for key, name, spec in SCORES
+        if key in result
+    ]
     judge = result.get("judge")
     if judge:
         name = f"judge score ({judge.get('judge_model')}, {judge.get('scored')} scored)"
@@ -277,16 +291,24 @@ def instruct_eval(run: Path, result: dict) -> list[Block]:
     records = _read(run / "responses.json") or []
     if records:
         judged = any("judge_score" in r for r in records)
+        baseline = any("response_before" in r for r in records)
         shown = [
             [
                 r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else ""),
                 r["reference"],
+                *([r.get("response_before", "")] if baseline else []),
                 r["response"],
                 *([_num(r.get("judge_score"), "g")] if judged else []),
             ]
             for r in records[:MAX_RESPONSES]
         ]
-        header = ["instruction", "reference", "response", *(["judge"] if judged else [])]
+        header = [
+            "instruction",
+            "reference",
+            *(["before"] if baseline else []),
+            "response",
+            *(["judge"] if judged else []),
+        ]
         blocks += [
             f"{len(shown)} of the {len(records)} test responses (all in responses.json):",
             Table(header, shown, is_text=True),

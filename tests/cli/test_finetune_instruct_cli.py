@@ -69,8 +69,10 @@ def test_finetune_with_lora_and_judge_then_generate_and_eval(model_dir, data_fil
 
 def test_full_finetune_with_book_split_order(model_dir, data_file, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(finetune_args(model_dir, data_file, out, "--split-seed", "none")) == 0
-    assert "run directory" in capsys.readouterr().out
+    assert main(finetune_args(model_dir, data_file, out, "--split-seed", "none", "--baseline")) == 0
+    printed = capsys.readouterr().out
+    assert "run directory" in printed and "the base model on the same prompts: exact match" in printed
+    assert "response_before" in json.loads((out / "responses.json").read_text())[0]
     assert not (out / "adapter").exists()
     config = json.loads((out / "finetune_config.json").read_text())
     assert config["train"]["lr"] == 3e-3 and config["instruct"]["template"] == "alpaca"

@@ -12,6 +12,8 @@ from scratchlm.config import tiny
 from scratchlm.data.instructions import Encoded, collate
 from scratchlm.eval.metrics import (
     exact_match,
+    first_clause,
+    first_clause_match,
     lcs_length,
     perplexity_of,
     response_nll,
@@ -54,9 +56,20 @@ def test_words_and_exact_match():
     assert exact_match("  The Sun\n rises. ", "the sun rises.") == 1.0
     assert exact_match("the sun rises", "the sun rises.") == 0.0
     scores = text_scores(["a b", "x"], ["a b", "y"])
-    assert scores == {"exact_match": 0.5, "rouge_l": 0.5, "n": 2}
+    assert scores == {"exact_match": 0.5, "first_clause_match": 0.5, "rouge_l": 0.5, "n": 2}
     assert math.isnan(text_scores([], [])["rouge_l"])
 
+
+
+def test_first_clause():
+    assert first_clause("Return the sum; raise ValueError if empty.") == ["return", "the", "sum"]
+    assert first_clause("Call os.path.join first") == ["call", "os", "path", "join", "first"]  # dots in names
+    assert first_clause("Wait!\nthen go") == ["wait"] and first_clause("a\nb") == ["a"]
+    assert first_clause("  ") == [] and first_clause(". x") == []
+    reference = "Serialize ``obj`` to a JSON formatted ``str``."
+    assert first_clause_match("serialize obj to a json formatted str, quickly", reference) == 1.0
+    assert first_clause_match("Serialize obj to a JSON string.", reference) == 0.0
+    assert first_clause_match("", "") == 0.0  # no clause to match: never a free point
 
 def test_response_nll_counts_every_response_token_once():
     torch.manual_seed(0)

@@ -13,6 +13,7 @@ from scratchlm.config import GenerateConfig, TrainConfig
 from scratchlm.data.instructions import read_conversations
 from scratchlm.data.templates import get_template, load_template
 from scratchlm.errors import ScratchLMError
+from scratchlm.eval.metrics import text_scores
 from scratchlm.finetune.instruct import InstructConfig, finetune_instruct, generate_responses, load_splits
 from scratchlm.finetune.lora import LoRAConfig, merge_lora
 from scratchlm.interop.model_files import load_model
@@ -90,7 +91,16 @@ def test_lora_with_masked_prompts_saves_an_adapter_that_rebuilds_the_merged_mode
     model_dir, data_file, tmp_path
 ):
     lora = LoRAConfig(rank=4, alpha=8, targets=("qkv", "out_proj", "ff_in", "ff_out"))
-    result = run(model_dir, data_file, tmp_path, lora=lora, template="chatml", mask_prompt=True)
+    result = run(
+        model_dir,
+        data_file,
+        tmp_path,
+        lora=lora,
+        template="chatml",
+        mask_prompt=True,
+        baseline=True,
+        max_test=5,
+    )
     assert 0 < result["trainable_parameters"]["share"] < 0.5
     assert result["test_response_ppl"]["after"] < result["test_response_ppl"]["before"]
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {
@@ -105,6 +115,15 @@ def test_lora_with_masked_prompts_saves_an_adapter_that_rebuilds_the_merged_mode
     with torch.no_grad():
         assert (merged(ids) - rebuilt(ids)).abs().max() <= 1e-5
     assert load_template(tmp_path / "model") == get_template("chatml")
+    # --baseline: the base model's replies to the same prompts, scored like the fine-tuned model's
+    records = json.loads((tmp_path / "responses.json").read_text())
+    base, tokenizer = load_model(model_dir)
+    prompts = [c[:-1] for c in load_splits(data_file, fractions=SPLIT, seed=0).test[:5]]
+    cfg = InstructConfig(template="chatml", generate=GenerateConfig(max_new_tokens=12))
+    before = generate_responses(base, tokenizer, get_template("chatml"), prompts, cfg)
+    assert len(records) == 5 and [r["response_before"] for r in records] == before
+    scores = text_scores(before, [r["reference"] for r in records])
+    assert result["before"] == {k: scores[k] for k in ("exact_match", "first_clause_match", "rouge_l")}
 
 
 def test_the_best_validation_weights_are_kept(model_dir, data_file, tmp_path):

@@ -65,6 +65,9 @@ def run_metrics(args: argparse.Namespace) -> int:
 
     records = read_responses(args.responses)
     scores = text_scores([r["response"] for r in records], [r["reference"] for r in records])
-    em, rouge = scores["exact_match"], scores["rouge_l"]
-    print(f"exact match {em:.1%}, ROUGE-L {rouge:.3f} over {scores['n']} responses")
+    em, clause, rouge = scores["exact_match"], scores["first_clause_match"], scores["rouge_l"]
+    print(
+        f"exact match {em:.1%}, first-clause match {clause:.1%}, ROUGE-L {rouge:.3f} "
+        f"over {scores['n']} responses"
+    )
     return 0

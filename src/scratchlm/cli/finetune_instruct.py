@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=123)
     parser.add_argument("--max-new-tokens", type=int, default=256, help="per test response")
     parser.add_argument("--max-test", type=int, default=None, help="generate for at most N test examples")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also answer the test split with the base model, to score exact match and ROUGE-L before/after",
+    )
     parser.add_argument("--eval-batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
@@ -132,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         dropout=args.dropout,
         max_test=args.max_test,
+        baseline=args.baseline,
         eval_batch_size=args.eval_batch_size,
         generate=GenerateConfig(max_new_tokens=args.max_new_tokens),
     )
@@ -164,9 +170,16 @@ def summary(result: dict) -> str:
         ppl = result["test_response_ppl"]
         lines.append(f"test response perplexity: {ppl['before']:.2f} before, {ppl['after']:.2f} after")
         lines.append(
-            f"exact match {result['exact_match']:.1%}, ROUGE-L {result['rouge_l']:.3f} "
-            f"over {result['responses']} responses"
+            f"exact match {result['exact_match']:.1%}, "
+            f"first-clause match {result['first_clause_match']:.1%}, "
+            f"ROUGE-L {result['rouge_l']:.3f} over {result['responses']} responses"
         )
+        if "before" in result:
+            before = result["before"]
+            lines.append(
+                f"the base model on the same prompts: exact match {before['exact_match']:.1%}, "
+                f"first-clause match {before['first_clause_match']:.1%}, ROUGE-L {before['rouge_l']:.3f}"
+            )
     if result.get("judge"):
         judge = result["judge"]
         mean = "n/a" if judge["mean_score"] is None else f"{judge['mean_score']:.1f}"

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 IGNORE_INDEX = -100
 _WORD = re.compile(r"\w+")
+_CLAUSE_END = re.compile(r"[.,;:!?](?=\s|$)|\n")
 
 
 @torch.no_grad()
@@ -59,6 +60,23 @@ def normalize(text: str) -> str:
 def exact_match(prediction: str, reference: str) -> float:
     """1.0 when the texts agree after `normalize`, else 0.0."""
     return float(normalize(prediction) == normalize(reference))
+
+
+def first_clause(text: str) -> list[str]:
+    """The words (as `words` finds them) before the first clause mark: . , ; : ! or ? followed by a space or
+    the end, or a line break. A dot inside a name (``json.dumps``) does not end the clause.
+
+    >>> first_clause("Serialize ``obj`` to a JSON formatted ``str``, see json.dumps.")
+    ['serialize', 'obj', 'to', 'a', 'json', 'formatted', 'str']
+    """
+    return words(_CLAUSE_END.split(text.strip(), maxsplit=1)[0])
+
+
+def first_clause_match(prediction: str, reference: str) -> float:
+    """1.0 when both texts have a first clause and its words agree (case-folded, punctuation dropped): the
+    answer's gist is right even if what follows differs."""
+    clause = first_clause(reference)
+    return float(bool(clause) and first_clause(prediction) == clause)
 
 
 def words(text: str) -> list[str]:
@@ -106,15 +124,16 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 
 def text_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """Mean exact match and ROUGE-L F1 over pairs."""
+    """Mean exact match, first-clause match and ROUGE-L F1 over pairs."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     n = len(predictions)
     if n == 0:
-        return {"exact_match": math.nan, "rouge_l": math.nan, "n": 0}
+        return {"exact_match": math.nan, "first_clause_match": math.nan, "rouge_l": math.nan, "n": 0}
     pairs = list(zip(predictions, references))
     return {
         "exact_match": sum(exact_match(p, r) for p, r in pairs) / n,
+        "first_clause_match": sum(first_clause_match(p, r) for p, r in pairs) / n,
         "rouge_l": sum(rouge_l(p, r) for p, r in pairs) / n,
         "n": n,
     }

@@ -65,6 +65,7 @@ class InstructConfig:
     max_steps: int | None = None
     dropout: float = 0.0  # the book fine-tunes with drop_rate 0.0
     max_test: int | None = None  # generate and score at most this many test examples
+    baseline: bool = False  # also answer the test split with the base model first, to score before/after
     eval_batch_size: int = 8
     generate: GenerateConfig = field(default_factory=lambda: GenerateConfig(max_new_tokens=256))
 
@@ -160,6 +161,7 @@ def finetune_instruct(
     runlog = RunLog(out, train_cfg.loggers, config)
     test_batches = _response_batches(encoded["test"], tokenizer.eot_id, allowed, cfg.eval_batch_size)
     nll_before, response_tokens = response_nll(model, test_batches, device)
+    before = _generate_tests(model, tokenizer, template, tests, cfg) if cfg.baseline and tests else None
     counts = {name: len(examples) for name, examples in encoded.items()}
     result: dict = {
         "template": template.name,
@@ -191,7 +193,7 @@ def finetune_instruct(
                 "after": perplexity_of(nll_after),
             }
             result["test_response_tokens"] = response_tokens
-            result |= _respond(model, tokenizer, template, tests, cfg, out)
+            result |= _respond(model, tokenizer, template, tests, cfg, out, before)
             if judge is not None:
                 result["judge"] = _judge(out, judge)
         model.to("cpu")
@@ -319,21 +321,36 @@ def _train(model, encoded, pad, allowed, cfg, train_cfg, device, runlog, show_pr
     return {"step": best["step"], "val_loss": best["val_loss"]}
 
 
-def _respond(model, tokenizer, template, tests, cfg, out: Path) -> dict:
-    """Responses for the test split (responses.json), and their exact match and ROUGE-L."""
+def _generate_tests(model, tokenizer, template, tests, cfg) -> tuple[list[str], float]:
+    """The model's replies to the test split's prompts (at most max_test), and the seconds they took."""
     conversations = tests[: cfg.max_test] if cfg.max_test else tests
     t0 = time.perf_counter()
     responses = generate_responses(model, tokenizer, template, [c[:-1] for c in conversations], cfg)
-    generate_seconds = time.perf_counter() - t0
-    records = [_record(c, r) for c, r in zip(conversations, responses)]
-    write_json(out / "responses.json", records)
-    scores = text_scores([r["response"] for r in records], [r["reference"] for r in records])
-    return {
+    return responses, time.perf_counter() - t0
+
+
+def _respond(model, tokenizer, template, tests, cfg, out: Path, before=None) -> dict:
+    """Responses for the test split (responses.json), and their exact match and ROUGE-L; with `before`
+    (the base model's replies and their seconds) those too, scored the same way."""
+    responses, seconds = _generate_tests(model, tokenizer, template, tests, cfg)
+    records = [_record(c, r) for c, r in zip(tests, responses)]
+    references = [r["reference"] for r in records]
+    scores = text_scores(responses, references)
+    result = {
         "exact_match": scores["exact_match"],
+        "first_clause_match": scores["first_clause_match"],
         "rouge_l": scores["rouge_l"],
         "responses": len(records),
-        "generate_seconds": round(generate_seconds, 2),
+        "generate_seconds": round(seconds, 2),
     }
+    if before is not None:
+        for record, response in zip(records, before[0]):
+            record["response_before"] = response
+        baseline = text_scores(before[0], references)
+        result["before"] = {k: baseline[k] for k in ("exact_match", "first_clause_match", "rouge_l")}
+        result["generate_seconds"] = round(seconds + before[1], 2)
+    write_json(out / "responses.json", records)
+    return result
 
 
 def generate_responses(
