@@ -52,7 +52,11 @@ def tokenizer_training(plt) -> Path | None:
     if record is None:
         return None
     sizes = sorted(record["training"], key=int)
-    kinds = (("ours_c_s", "ours (C merge core)"), ("ours_python_s", "ours (pure Python)"), ("hf_file_s", "HF"))
+    kinds = (
+        ("ours_c_s", "ours (C merge core)"),
+        ("ours_python_s", "ours (pure Python)"),
+        ("hf_file_s", "HF"),
+    )
     fig, ax = plt.subplots(figsize=(7, 3.6))
     width = 0.26
     for k, (key, name) in enumerate(kinds):
@@ -76,15 +80,22 @@ def sample_windows(plt) -> Path:
     text = "In the heart of the city stood the old library, a relic from a bygone era."
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, stride in zip(axes, (4, 2)):
-        loader = create_dataloader(text, tokenizer, context_length=4, stride=stride, batch_size=3, shuffle=False)
+        loader = create_dataloader(
+            text, tokenizer, context_length=4, stride=stride, batch_size=3, shuffle=False
+        )
         inputs, targets = next(iter(loader))
         for row, (x, y) in enumerate(zip(inputs.tolist(), targets.tolist())):
             start = row * stride
             for col, (i, t) in enumerate(zip(x, y)):
-                for offset, token, color, top in ((0, i, "#9ecae1", 2 * row), (1, t, "#fdae6b", 2 * row + 0.9)):
+                for offset, token, color, top in (
+                    (0, i, "#9ecae1", 2 * row),
+                    (1, t, "#fdae6b", 2 * row + 0.9),
+                ):
                     ax.add_patch(plt.Rectangle((start + col + offset, -top - 0.85), 0.96, 0.8, color=color))
                     label = tokenizer.decode([token]).strip() or "␣"
-                    ax.text(start + col + offset + 0.48, -top - 0.45, label, ha="center", va="center", fontsize=7)
+                    ax.text(
+                        start + col + offset + 0.48, -top - 0.45, label, ha="center", va="center", fontsize=7
+                    )
         ax.set_xlim(-0.2, 2 * stride + 5.2)
         ax.set_ylim(-6.2, 0.2)
         ax.set_title(f"context_length=4, stride={stride}", fontsize=9)
@@ -114,7 +125,9 @@ def generation_speed(plt) -> Path | None:
         keys = ["ours_cached_tok_s", "hf_cached_tok_s", "ours_uncached_tok_s", "hf_uncached_tok_s"]
         bars = ax.bar(names, [r[k] for k in keys], color=["#3182bd", "#9ecae1", "#e6550d", "#fdae6b"])
         label_bars(ax, bars, ".0f")
-        ax.axhline(r["ceiling_tok_s"], color="k", linestyle="--", linewidth=1, label="memory-bandwidth ceiling")
+        ax.axhline(
+            r["ceiling_tok_s"], color="k", linestyle="--", linewidth=1, label="memory-bandwidth ceiling"
+        )
         ax.set_title(f"{shape}, {threads} threads", fontsize=9)
         ax.set_ylabel("new tokens/s (median)")
         ax.grid(axis="y", alpha=0.3)
@@ -164,8 +177,14 @@ def serve_scaling(plt) -> Path | None:
     one = levels[0]["tok_s"] / levels[0]["concurrency"]
     ax.plot(streams, [one * s for s in streams], ":", color="gray", label="perfect scaling")
     for lv in levels:
-        ax.annotate(f"{lv['vs_one_stream']:.2f}x", (lv["concurrency"], lv["tok_s"]), textcoords="offset points",
-                    xytext=(0, -14), ha="center", fontsize=8)
+        ax.annotate(
+            f"{lv['vs_one_stream']:.2f}x",
+            (lv["concurrency"], lv["tok_s"]),
+            textcoords="offset points",
+            xytext=(0, -14),
+            ha="center",
+            fontsize=8,
+        )
     ax.set_xlabel("concurrent streams")
     ax.set_ylabel("generated tokens/s, all streams")
     ax.set_title(f"scratchlm serve, {record['config']['model']} ({source(record)})", fontsize=9)
@@ -189,12 +208,17 @@ def demo_report(run: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--demo", type=Path, help="a finished `scratchlm demo` output directory")
     args = parser.parse_args(argv)
     IMG.mkdir(parents=True, exist_ok=True)
     plt = pyplot()
-    made = [f(plt) for f in (tokenizer_training, sample_windows, generation_speed, finetune_results, serve_scaling)]
+    made = [
+        f(plt)
+        for f in (tokenizer_training, sample_windows, generation_speed, finetune_results, serve_scaling)
+    ]
     if args.demo:
         made.append(demo_report(args.demo))
     for path in made:

@@ -64,6 +64,17 @@ def test_a_stage_without_its_inputs_says_what_to_run(tmp_path):
         run_demo(DemoConfig(out=tmp_path, stages=("deploy",)))
     with pytest.raises(ScratchLMError, match="positive"):
         run_demo(DemoConfig(out=tmp_path, minutes=0))
+    with pytest.raises(ScratchLMError, match="--with-source"):
+        run_demo(DemoConfig(out=tmp_path, with_source=5, dataset="tinyshakespeare"))
+
+
+def test_the_tokenizer_can_learn_the_source_code_too(tmp_path):
+    said: list[str] = []
+    cfg = DemoConfig(out=tmp_path, stages=("tokenize",), vocab_size=300, with_source=0.3, say=said.append)
+    run_demo(cfg)
+    corpus = (tmp_path / "data" / "pretrain+source-0.3MB.txt").read_text()
+    assert corpus.startswith("# module ") and "json.dumps\nSerialize ``obj``" in corpus
+    assert "+ its source code" in said[1]
 
 
 def test_pretraining_on_a_named_dataset(tmp_path, monkeypatch):

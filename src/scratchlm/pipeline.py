@@ -47,6 +47,7 @@ class DemoConfig:
     fresh: bool = False  # delete earlier outputs of the chosen stages first
     max_examples: int | None = None  # per split, for classify and instruct (a quick smoke run)
     dataset: str | None = None  # pretrain on this text dataset of the registry instead (scratchlm data list)
+    with_source: float | None = None  # also pretrain on this many MB of the standard library's source code
     data_dir: str | None = None  # where to look for it before the cache and the network
     say: Callable[[str], None] = field(default=print)
 
@@ -58,6 +59,8 @@ def run_demo(cfg: DemoConfig) -> dict:
         raise ScratchLMError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
     if cfg.minutes <= 0:
         raise ScratchLMError(f"--minutes must be positive, got {cfg.minutes}")
+    if cfg.with_source is not None and (cfg.with_source <= 0 or cfg.dataset):
+        raise ScratchLMError("--with-source takes a positive number of MB, and not with --dataset")
     cfg.out.mkdir(parents=True, exist_ok=True)
     results: dict = {}
     for stage in STAGES:
@@ -174,6 +177,8 @@ def _command(cfg: DemoConfig, stage: str | None = None) -> str:
     words.append(f"--minutes {cfg.minutes:g}")
     if cfg.vocab_size != DemoConfig.vocab_size:
         words.append(f"--vocab-size {cfg.vocab_size}")
+    if cfg.with_source is not None:
+        words.append(f"--with-source {cfg.with_source:g}")
     if cfg.dataset:
         words.append(f"--dataset {cfg.dataset}" + (f" --data-dir {cfg.data_dir}" if cfg.data_dir else ""))
     return " ".join(words)
@@ -193,7 +198,7 @@ TEXT_DATASETS = ("tinyshakespeare", "the-verdict", "tinystories")
 
 
 def _corpus(cfg: DemoConfig) -> Path:
-    from scratchlm.data.stdlib import docstrings, reference_text
+    from scratchlm.data.stdlib import docstrings, reference_text, source_text
 
     if cfg.dataset is not None:
         from scratchlm.data.registry import get
@@ -203,11 +208,14 @@ def _corpus(cfg: DemoConfig) -> Path:
                 f"--dataset {cfg.dataset}: pretraining takes a text dataset: {', '.join(TEXT_DATASETS)}"
             )
         return get(cfg.dataset, cfg.data_dir, show_progress=cfg.show_progress)
-    path = cfg.out / "data" / "pretrain.txt"
+    name = "pretrain.txt" if cfg.with_source is None else f"pretrain+source-{cfg.with_source:g}MB.txt"
+    path = cfg.out / "data" / name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         docs = (f"{d.module}.{d.name}\n{d.text}" if d.name else f"{d.module}\n{d.text}" for d in docstrings())
-        path.write_text(reference_text() + "\n\n" + "\n\n".join(docs) + "\n", encoding="utf-8")
+        code = "" if cfg.with_source is None else source_text(cfg.with_source) + "\n\n"
+        # the source first: the held-out tail (validation) stays the docstrings, as without it
+        path.write_text(code + reference_text() + "\n\n" + "\n\n".join(docs) + "\n", encoding="utf-8")
     return path
 
 
@@ -221,7 +229,9 @@ def _tokenize(cfg: DemoConfig) -> dict:
         tok = load_tokenizer(directory)
     else:
         text = corpus.read_text(encoding="utf-8")
-        source = cfg.dataset or "Python's language reference + the stdlib's docstrings"
+        source = cfg.dataset or "Python's language reference + the stdlib's docstrings" + (
+            " + its source code" if cfg.with_source is not None else ""
+        )
         cfg.say(f"corpus: {source}, {len(text) / 1e6:.1f} MB")
         tok = train_bpe([text], cfg.vocab_size, pattern="gpt4", name="demo")
         save_tokenizer(tok, directory)

@@ -67,3 +67,11 @@ def test_summary_takes_the_first_sentence():
         == "Open a file and return a stream."
     )
     assert stdlib.summary("No full stop here") == "No full stop here"
+
+
+def test_source_text_is_whole_files_up_to_a_limit():
+    small = stdlib.source_text(max_mb=0.2)
+    assert small.startswith("# module ") and 0 < len(small) <= 200_000
+    assert small.count("# module ") >= 2  # whole files, in sorted order, until the next would not fit
+    json_code = stdlib.source_text(max_mb=None)
+    assert "# module json\n" in json_code and "def dumps(" in json_code

@@ -38,6 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     parser.add_argument("--vocab-size", type=int, default=None, help="BPE vocabulary (default 4096)")
     parser.add_argument(
+        "--with-source",
+        type=float,
+        metavar="MB",
+        help="also pretrain on up to MB megabytes of the standard library's source code (all: about 10)",
+    )
+    parser.add_argument(
         "--dataset",
         help="pretrain on a text dataset by name (tinyshakespeare, the-verdict, tinystories), from "
         "--data-dir, the cache or the network; the fine-tunes keep the standard library's data",
@@ -70,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         fresh=args.fresh,
         dataset=args.dataset,
         data_dir=args.data_dir,
+        with_source=args.with_source,
     )
     started = time.perf_counter()
     run_demo(cfg)

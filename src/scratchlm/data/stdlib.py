@@ -1,6 +1,7 @@
 """The demo's embedded data: real text about Python that every machine with Python has, no download.
 
 - `reference_text()`: the language reference the interpreter ships for `help()` (`pydoc_data.topics`).
+- `source_text()`: the standard library's own source code (optional pretraining text, ~10 MB).
 - `docstrings()`: every module, class and function docstring of the standard library, read from the source
   files with `ast` (nothing is imported or executed), with its module and qualified name.
 - `area_examples()`: docstrings labelled by the area of the library they come from (text, files and the
@@ -189,6 +190,23 @@ def reference_text() -> str:
     except ImportError:  # some distributions strip it
         raise ScratchLMError("this Python has no pydoc_data (its help() topics): pass --data-dir") from None
     return "\n\n".join(f"{name}\n\n{text.strip()}" for name, text in sorted(topics.items()))
+
+
+def source_text(max_mb: float | None = None) -> str:
+    """The standard library's Python source (the modules `docstrings` reads), each file headed by its
+    module name, in sorted order, up to `max_mb` megabytes of whole files (all of it, ~10 MB, by default)."""
+    limit = None if max_mb is None else int(max_mb * 1e6)
+    parts, size = [], 0
+    for module, path in _module_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if limit is not None and size + len(text) > limit:
+            break
+        parts.append(f"# module {module}\n{text}")
+        size += len(text)
+    return "\n\n".join(parts)
 
 
 def _module_files() -> Iterator[tuple[str, Path]]:
