@@ -55,7 +55,7 @@ def tokenizer_training(plt) -> Path | None:
     kinds = (
         ("ours_c_s", "ours (C merge core)"),
         ("ours_python_s", "ours (pure Python)"),
-        ("hf_file_s", "HF"),
+        ("hf_file_s", "HF tokenizers"),
     )
     fig, ax = plt.subplots(figsize=(7, 3.6))
     width = 0.26
@@ -181,7 +181,7 @@ def serve_scaling(plt) -> Path | None:
             f"{lv['vs_one_stream']:.2f}x",
             (lv["concurrency"], lv["tok_s"]),
             textcoords="offset points",
-            xytext=(0, -14),
+            xytext=(0, 8),
             ha="center",
             fontsize=8,
         )

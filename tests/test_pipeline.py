@@ -77,6 +77,23 @@ def test_the_tokenizer_can_learn_the_source_code_too(tmp_path):
     assert "+ its source code" in said[1]
 
 
+def test_validation_is_the_same_documentation_with_or_without_the_code(tmp_path):
+    from scratchlm.interop.tokenizer_files import load_tokenizer
+    from scratchlm.pipeline import _corpus, _val_fraction
+
+    tails = []
+    for source in (None, 0.3):
+        cfg = DemoConfig(out=tmp_path / str(source), stages=("tokenize",), vocab_size=300, with_source=source)
+        run_demo(cfg)
+        text = _corpus(cfg).read_text()
+        tokenizer = load_tokenizer(cfg.out / "tokenizer")
+        ids = tokenizer.encode_ordinary(text)
+        cut = int(len(ids) * (1 - _val_fraction(cfg, tokenizer, text)))
+        tails.append(tokenizer.decode(ids[cut:]))
+    assert abs(len(tails[0]) - len(tails[1])) < 20 and tails[0][-50_000:] == tails[1][-50_000:]
+    assert 0.045 < len(tails[0]) / len(_corpus(DemoConfig(out=tmp_path / "None")).read_text()) < 0.055
+
+
 def test_pretraining_on_a_named_dataset(tmp_path, monkeypatch):
     from scratchlm.data import registry
     from scratchlm.data.registry import Dataset

@@ -197,8 +197,19 @@ def _sample(rows: list, n: int | None) -> list:
 TEXT_DATASETS = ("tinyshakespeare", "the-verdict", "tinystories")
 
 
+VAL_SHARE = 0.05  # of the documentation (or of a named dataset): the held-out tail for validation
+
+
+def _documentation() -> str:
+    """The language reference, then every docstring headed by its qualified name."""
+    from scratchlm.data.stdlib import docstrings, reference_text
+
+    docs = (f"{d.module}.{d.name}\n{d.text}" if d.name else f"{d.module}\n{d.text}" for d in docstrings())
+    return reference_text() + "\n\n" + "\n\n".join(docs) + "\n"
+
+
 def _corpus(cfg: DemoConfig) -> Path:
-    from scratchlm.data.stdlib import docstrings, reference_text, source_text
+    from scratchlm.data.stdlib import source_text
 
     if cfg.dataset is not None:
         from scratchlm.data.registry import get
@@ -212,11 +223,19 @@ def _corpus(cfg: DemoConfig) -> Path:
     path = cfg.out / "data" / name
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        docs = (f"{d.module}.{d.name}\n{d.text}" if d.name else f"{d.module}\n{d.text}" for d in docstrings())
         code = "" if cfg.with_source is None else source_text(cfg.with_source) + "\n\n"
-        # the source first: the held-out tail (validation) stays the docstrings, as without it
-        path.write_text(code + reference_text() + "\n\n" + "\n\n".join(docs) + "\n", encoding="utf-8")
+        # the code first: the held-out tail (validation) is the same documentation with or without it
+        path.write_text(code + _documentation(), encoding="utf-8")
     return path
+
+
+def _val_fraction(cfg: DemoConfig, tokenizer, text: str) -> float:
+    """The share of `text`'s tokens that is its held-out tail: the last VAL_SHARE of the documentation's
+    characters, so a run with --with-source is validated on the very text a run without it is."""
+    if cfg.dataset is not None:
+        return VAL_SHARE
+    tail = text[-int(VAL_SHARE * len(_documentation())) :]
+    return len(tokenizer.encode_ordinary(tail)) / len(tokenizer.encode_ordinary(text))
 
 
 def _tokenize(cfg: DemoConfig) -> dict:
@@ -265,18 +284,23 @@ def _pretrain(cfg: DemoConfig) -> dict:
     if not _fresh(cfg, run):
         tok = load_tokenizer(tokenizer_dir)
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **MODEL)
-        probe_ids = np.array(
-            tok.encode_ordinary(corpus.read_text(encoding="utf-8")[:200_000]), dtype=np.int64
-        )
+        text = corpus.read_text(encoding="utf-8")
+        probe_ids = np.array(tok.encode_ordinary(text[:200_000]), dtype=np.int64)
         budget = cfg.minutes * 60 * SHARES["pretrain"]
         step_s = step_seconds(
             model_cfg, TrainConfig(**PRETRAIN), probe_ids, cfg.seed, seconds=min(5.0, budget / 10)
         )
         steps = max(PRETRAIN["warmup_steps"] + 5, int(budget * 0.85 / step_s))  # 15% for evals and samples
         cfg.say(f"{step_s * 1000:.0f} ms per step here: {steps} steps fit in {budget / 60:.1f} min")
+        val_fraction = _val_fraction(cfg, tok, text)
+        cfg.say(f"held out for validation: the last {val_fraction:.1%} of the tokens")
         settings = {
             "model": MODEL | {"vocab_size": tok.vocab_size},
-            "data": {"inputs": [str(corpus)], "tokenizer": str(tokenizer_dir), "val_fraction": 0.05},
+            "data": {
+                "inputs": [str(corpus)],
+                "tokenizer": str(tokenizer_dir),
+                "val_fraction": val_fraction,
+            },
             "train": PRETRAIN
             | {
                 "max_steps": steps,

@@ -73,5 +73,21 @@ def test_source_text_is_whole_files_up_to_a_limit():
     small = stdlib.source_text(max_mb=0.2)
     assert small.startswith("# module ") and 0 < len(small) <= 200_000
     assert small.count("# module ") >= 2  # whole files, in sorted order, until the next would not fit
-    json_code = stdlib.source_text(max_mb=None)
-    assert "# module json\n" in json_code and "def dumps(" in json_code
+    code = stdlib.source_text(max_mb=None)
+    assert "# module json\n" in code and "def dumps(" in code
+    assert "Serialize ``obj`` to a JSON formatted ``str``" not in code  # docstrings are not repeated
+
+
+def test_without_docstrings_keeps_the_code_around_them():
+    code = (
+        '"""Module doc."""\n# a comment\n\x0c\nclass C:\n    r"""Class doc, é."""\n    x = "kept"\n\n'
+        "    async def m(self): 'inline doc'; return 1\n\n"
+        'def f():\n    """Two\n    lines."""\n    return "also kept"\n'
+    )
+    stripped = stdlib.without_docstrings(code)
+    assert stripped == (
+        '...\n# a comment\n\x0c\nclass C:\n    ...\n    x = "kept"\n\n'
+        "    async def m(self): ...; return 1\n\n"
+        'def f():\n    ...\n    return "also kept"\n'
+    )
+    compile(stripped, "<stripped>", "exec")

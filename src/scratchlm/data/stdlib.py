@@ -194,19 +194,55 @@ def reference_text() -> str:
 
 def source_text(max_mb: float | None = None) -> str:
     """The standard library's Python source (the modules `docstrings` reads), each file headed by its
-    module name, in sorted order, up to `max_mb` megabytes of whole files (all of it, ~10 MB, by default)."""
+    module name, in sorted order, up to `max_mb` megabytes of whole files (all of it, ~10 MB, by default).
+    Docstrings are replaced by `...`: they are in `docstrings()` already, and text held out from
+    `docstrings()` must not come back through the code."""
     limit = None if max_mb is None else int(max_mb * 1e6)
     parts, size = [], 0
     for module, path in _module_files():
         try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
+            text = without_docstrings(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, OSError):
             continue
         if limit is not None and size + len(text) > limit:
             break
         parts.append(f"# module {module}\n{text}")
         size += len(text)
     return "\n\n".join(parts)
+
+
+def without_docstrings(code: str) -> str:
+    """`code` with each module, class and function docstring replaced by `...` (comments and layout kept).
+
+    >>> print(without_docstrings("def f():\\n    'Add one.'\\n    return 1\\n"))
+    def f():
+        ...
+        return 1
+    <BLANKLINE>
+    """
+    lines = code.split("\n")  # as ast counts lines (str.splitlines would also split at form feeds)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    spans = []
+    bodies = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    for node in ast.walk(ast.parse(code)):
+        first = node.body[0] if isinstance(node, bodies) and node.body else None
+        if (
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
+        ):
+            start = _offset(lines, starts, first.lineno, first.col_offset)
+            spans.append((start, _offset(lines, starts, first.end_lineno, first.end_col_offset)))
+    for start, end in sorted(spans, reverse=True):
+        code = code[:start] + "..." + code[end:]
+    return code
+
+
+def _offset(lines: list[str], starts: list[int], lineno: int, col: int) -> int:
+    """The string offset of ast's (1-based line, UTF-8 byte column)."""
+    return starts[lineno - 1] + len(lines[lineno - 1].encode("utf-8")[:col].decode("utf-8"))
 
 
 def _module_files() -> Iterator[tuple[str, Path]]:
