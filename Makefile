@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 
+CODE := src tests benchmarks docs/make_figures.py
+
 .PHONY: demo test lint format bench setup clean browser
 
 setup: $(STAMP)
@@ -35,16 +37,16 @@ browser:
 	  else echo "no chromedriver: the browser tests will be skipped (apt install chromium chromium-driver)"; fi; }
 
 test: $(STAMP) browser
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff format $(CODE)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench_tokenizer

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -194,11 +193,10 @@ def serve_scaling(plt) -> Path | None:
 
 
 def demo_report(run: Path) -> Path | None:
-    """A screenshot of a finished demo's report.html, and a copy of its pretraining loss curve."""
+    """A screenshot of the top of a finished demo's report.html."""
     sys.path.insert(0, str(ROOT))
     from tests.browser import CHROMIUM, DRIVER, chromium, render_page
 
-    shutil.copyfile(run / "pretrain" / "loss.png", IMG / "demo-pretrain-loss.png")
     if not (CHROMIUM and DRIVER):
         print("no chromium/chromedriver: the report screenshot is skipped")
         return None

@@ -14,7 +14,7 @@ from tests.browser import CHROMIUM, DRIVER, chromium, render_page
 pytestmark = pytest.mark.slow
 
 
-def test_every_stage_on_a_tiny_budget(tmp_path):
+def test_every_stage_on_a_tiny_budget(tmp_path, monkeypatch, capsys):
     said: list[str] = []
     cfg = DemoConfig(
         out=tmp_path, minutes=0.2, vocab_size=512, max_examples=24, show_progress=False, say=said.append
@@ -46,6 +46,14 @@ def test_every_stage_on_a_tiny_budget(tmp_path):
     said.clear()
     again = run_demo(DemoConfig(out=tmp_path, stages=("classify",), show_progress=False, say=said.append))
     assert "reusing" in said[1] and again["classify"]["test_accuracy"] == results["classify"]["test_accuracy"]
+
+    # in a terminal, the chat stage asks for questions until an empty line
+    questions = iter(["What does `json.dumps` do?", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(questions))
+    chat = run_demo(DemoConfig(out=tmp_path, stages=("chat",), interactive=True, say=said.append))
+    assert chat["chat"]["answers"] == [] and next(questions, None) is None
+    assert capsys.readouterr().out.endswith("\n")  # the reply, streamed to the terminal, then a new line
+    assert "ask about the standard library" in said[-2]
 
 
 def render_in_a_browser(page, screenshot):

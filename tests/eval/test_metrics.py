@@ -60,7 +60,6 @@ def test_words_and_exact_match():
     assert math.isnan(text_scores([], [])["rouge_l"])
 
 
-
 def test_first_clause():
     assert first_clause("Return the sum; raise ValueError if empty.") == ["return", "the", "sum"]
     assert first_clause("Call os.path.join first") == ["call", "os", "path", "join", "first"]  # dots in names
@@ -70,6 +69,7 @@ def test_first_clause():
     assert first_clause_match("serialize obj to a json formatted str, quickly", reference) == 1.0
     assert first_clause_match("Serialize obj to a JSON string.", reference) == 0.0
     assert first_clause_match("", "") == 0.0  # no clause to match: never a free point
+
 
 def test_response_nll_counts_every_response_token_once():
     torch.manual_seed(0)
