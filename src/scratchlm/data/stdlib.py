@@ -1,7 +1,7 @@
 """The demo's embedded data: real text about Python that every machine with Python has, no download.
 
 - `reference_text()`: the language reference the interpreter ships for `help()` (`pydoc_data.topics`).
-- `source_text()`: the standard library's own source code (optional pretraining text, ~9 MB without its docstrings).
+- `source_text()`: the standard library's source code, docstrings cut (optional pretraining text, ~9 MB).
 - `docstrings()`: every module, class and function docstring of the standard library, read from the source
   files with `ast` (nothing is imported or executed), with its module and qualified name.
 - `area_examples()`: docstrings labelled by the area of the library they come from (text, files and the
