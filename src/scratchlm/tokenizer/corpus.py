@@ -19,7 +19,7 @@ from multiprocessing.context import BaseContext
 from pathlib import Path
 
 from scratchlm.errors import ScratchLMError
-from scratchlm.tokenizer.pretokenize import GPT2_PATTERN, GPT4_PATTERN, compile_pattern, count_chunks
+from scratchlm.tokenizer.pretokenize import GPT2_PATTERN, GPT4_PATTERN, count_chunks, split_text
 
 # Files are cut into blocks of about this many bytes, each read, counted or encoded on its own.
 BLOCK_BYTES = 4 << 20
@@ -55,8 +55,7 @@ def is_safe_cut(before: str, after: str, patterns: Sequence[str], specials: Sequ
         if start != -1 and start < len(before) < start + len(special):
             return False
     for pattern in patterns:
-        find = compile_pattern(pattern).findall
-        if find(whole) != find(before) + find(after):
+        if split_text(whole, pattern) != split_text(before, pattern) + split_text(after, pattern):
             return False
     return True
 

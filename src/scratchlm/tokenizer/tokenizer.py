@@ -26,7 +26,7 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, write_json
 from scratchlm.tokenizer.bpe import bpe_split
 from scratchlm.tokenizer.byte_alphabet import bytes_to_str, str_to_bytes
-from scratchlm.tokenizer.pretokenize import check_pattern, compile_pattern
+from scratchlm.tokenizer.pretokenize import check_pattern, split_text
 
 FORMAT = "scratchlm-bpe"
 FORMAT_VERSION = 1
@@ -167,7 +167,7 @@ class Tokenizer:
 
     def _encode_ordinary_reference(self, text: str) -> list[int]:
         ids: list[int] = []
-        for chunk in compile_pattern(self.pattern).findall(text):
+        for chunk in split_text(text, self.pattern):
             piece = chunk.encode("utf-8")
             cached = self._cache.get(piece)
             if cached is None:
