@@ -3,6 +3,7 @@ writes its outputs, and a stage alone reuses what the others left."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -41,6 +42,11 @@ def test_every_stage_on_a_tiny_budget(tmp_path, monkeypatch, capsys):
     assert "http://" not in page and "https://" not in page and "<script" not in page
     md = (tmp_path / "report.md").read_text()
     assert "| classify |" in md and f"| ROUGE-L | {scores['rouge_l']['before']:.3f} | " in md
+    corpus = tmp_path / "data" / "pretrain.txt"
+    digest = hashlib.sha256(corpus.read_bytes()).hexdigest()[:16]
+    assert f"{corpus}: {corpus.stat().st_size:,} bytes, SHA-256 {digest}" in md
+    assert "| Python | " in md and "| questions | train 24, val 24, test 24" in md
+    assert "| model | context_length=128" in md and "| budget shares | pretrain=0.5" in md
     render_in_a_browser(tmp_path / "report.html", tmp_path / "screenshot.png")
 
     said.clear()

@@ -80,7 +80,7 @@ def run_demo(cfg: DemoConfig) -> dict:
 def _write_report(cfg: DemoConfig, results: dict) -> None:
     """report.md + report.html for the whole demo: each stage's result, its key pictures, its own report."""
     from scratchlm.files import write_atomic
-    from scratchlm.report import Code, Image, Table, render_html, render_markdown
+    from scratchlm.report import Code, Image, Table, config_table, render_html, render_markdown
 
     nan = float("nan")
     rows = []
@@ -140,9 +140,48 @@ def _write_report(cfg: DemoConfig, results: dict) -> None:
     ]
     if reports:
         sections.append(("Each stage's own report", ["; ".join(reports)]))
+    sections.append(("Data", [Table(["", "value"], _data_rows(cfg))]))
+    settings = {
+        "demo": {
+            k: v for k, v in vars(cfg).items() if k not in ("say", "out", "interactive", "show_progress")
+        },
+        "budget shares": SHARES,
+        "model": MODEL,
+        "pretrain": PRETRAIN,
+    }
+    sections.append(("Config", [config_table(settings)]))
     title = "scratchlm demo"
     write_atomic(cfg.out / "report.md", render_markdown(title, sections))
     write_atomic(cfg.out / "report.html", render_html(title, sections, cfg.out))
+
+
+def _data_rows(cfg: DemoConfig) -> list[list[str]]:
+    """What the demo read: the Python whose library it is, the pretraining text with its SHA-256, the
+    tokenizer's fingerprint, the fine-tuning tables."""
+    import hashlib
+    import platform
+
+    from scratchlm.report import tokenizer_rows
+
+    rows = [["Python", f"{platform.python_implementation()} {platform.python_version()} ({sys.prefix})"]]
+    config = cfg.out / "pretrain" / "config.json"
+    inputs = json.loads(config.read_text())["data"]["inputs"] if config.is_file() else []
+    for name in inputs:
+        path = Path(name)
+        if path.is_file():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            rows.append(["pretraining text", f"{path}: {path.stat().st_size:,} bytes, SHA-256 {digest}…"])
+    rows += tokenizer_rows(cfg.out)
+    for split in ("train", "val", "test"):
+        table = cfg.out / "data" / f"areas-{split}.tsv"
+        if table.is_file():
+            lines = table.read_text(encoding="utf-8").splitlines()
+            rows.append([f"docstrings by area, {split}", f"{table}: {len(lines):,} rows"])
+    instruct = cfg.out / "instruct" / "eval.json"
+    if instruct.is_file():
+        counts = json.loads(instruct.read_text()).get("examples", {})
+        rows.append(["questions", ", ".join(f"{split} {n:,}" for split, n in counts.items())])
+    return rows
 
 
 def _need(path: Path, stage: str) -> Path:
