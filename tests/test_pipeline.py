@@ -53,6 +53,9 @@ def test_every_stage_on_a_tiny_budget(tmp_path, monkeypatch, capsys):
     again = run_demo(DemoConfig(out=tmp_path, stages=("classify",), show_progress=False, say=said.append))
     assert "reusing" in said[1] and again["classify"]["test_accuracy"] == results["classify"]["test_accuracy"]
 
+    with pytest.raises(ScratchLMError, match=r"holds a model pretrained on .*pretrain\.txt, not .*source"):
+        run_demo(DemoConfig(out=tmp_path, stages=("pretrain",), with_source=0.1, say=said.append))
+
     # in a terminal, the chat stage asks for questions until an empty line
     questions = iter(["What does `json.dumps` do?", ""])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(questions))
@@ -89,6 +92,13 @@ def test_the_tokenizer_can_learn_the_source_code_too(tmp_path):
     corpus = (tmp_path / "data" / "pretrain+source-0.3MB.txt").read_text()
     assert corpus.startswith("# module ") and "json.dumps\nSerialize ``obj``" in corpus
     assert "+ its source code" in said[1]
+    # the outputs there were made from other text: reusing them would mix two demos
+    with pytest.raises(ScratchLMError, match=r"pretrain\.txt as asked: add --fresh"):
+        run_demo(DemoConfig(out=tmp_path, stages=("tokenize",), vocab_size=300, say=said.append))
+    with pytest.raises(ScratchLMError, match="not 512"):
+        run_demo(
+            DemoConfig(out=tmp_path, stages=("tokenize",), vocab_size=512, with_source=0.3, say=said.append)
+        )
 
 
 def test_validation_is_the_same_documentation_with_or_without_the_code(tmp_path):

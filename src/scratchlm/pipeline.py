@@ -202,6 +202,12 @@ def _fresh(cfg: DemoConfig, path: Path) -> bool:
     return False
 
 
+def _mismatch(cfg: DemoConfig, found: str, wanted: str) -> None:
+    raise ScratchLMError(
+        f"{cfg.out} holds {found}, not {wanted} as asked: add --fresh to redo it, or choose another --out"
+    )
+
+
 def _finished(cfg: DemoConfig, run: Path) -> dict | None:
     """The eval.json of a fine-tune that already ran (to reuse), else None; `run` is cleared."""
     if _fresh(cfg, run / "eval.json"):
@@ -283,15 +289,22 @@ def _tokenize(cfg: DemoConfig) -> dict:
 
     corpus = _corpus(cfg)
     directory = cfg.out / "tokenizer"
+    name = f"demo-{corpus.stem}"  # names the text it learned from, so a reuse can be checked
     if _fresh(cfg, directory):
         tok = load_tokenizer(directory)
+        if (tok.name, tok.vocab_size) != (name, cfg.vocab_size):
+            _mismatch(
+                cfg,
+                f"a {tok.vocab_size:,}-token BPE named {tok.name}",
+                f"{cfg.vocab_size:,} on {corpus.name}",
+            )
     else:
         text = corpus.read_text(encoding="utf-8")
         source = cfg.dataset or "Python's language reference + the stdlib's docstrings" + (
             " + its source code" if cfg.with_source is not None else ""
         )
         cfg.say(f"corpus: {source}, {len(text) / 1e6:.1f} MB")
-        tok = train_bpe([text], cfg.vocab_size, pattern="gpt4", name="demo")
+        tok = train_bpe([text], cfg.vocab_size, pattern="gpt4", name=name)
         save_tokenizer(tok, directory)
     sample = "json.dumps(obj) serializes obj to a JSON formatted str."
     ids = tok.encode_ordinary(sample)
@@ -320,7 +333,11 @@ def _pretrain(cfg: DemoConfig) -> dict:
     corpus = _corpus(cfg)
     if run.exists() and not (run / "checkpoints" / "latest.json").is_file():
         shutil.rmtree(run)  # an interrupted start without a checkpoint: begin again
-    if not _fresh(cfg, run):
+    if _fresh(cfg, run):
+        inputs = json.loads((run / "config.json").read_text())["data"]["inputs"]
+        if inputs != [str(corpus)]:
+            _mismatch(cfg, f"a model pretrained on {', '.join(inputs)}", str(corpus))
+    else:
         tok = load_tokenizer(tokenizer_dir)
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **MODEL)
         text = corpus.read_text(encoding="utf-8")
