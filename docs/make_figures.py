@@ -10,6 +10,7 @@ Nothing here measures anything: rerun a benchmark to change a number, then this 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -197,8 +198,8 @@ def demo_report(run: Path) -> Path | None:
     sys.path.insert(0, str(ROOT))
     from tests.browser import CHROMIUM, DRIVER, chromium, render_page
 
-    if not (CHROMIUM and DRIVER):
-        print("no chromium/chromedriver: the report screenshot is skipped")
+    if not (CHROMIUM and DRIVER and importlib.util.find_spec("selenium")):
+        print("no chromium, chromedriver or selenium: the report screenshot is skipped")
         return None
     with chromium(1000, 1600) as browser:
         render_page(browser, run / "report.html", IMG / "demo-report.png")

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from scratchlm.errors import ScratchLMError
-from scratchlm.pipeline import DemoConfig, run_demo
+from scratchlm.pipeline import DemoConfig, _before_after, run_demo
 from tests.browser import CHROMIUM, DRIVER, chromium, render_page
 
 pytestmark = pytest.mark.slow
@@ -64,6 +64,10 @@ def test_every_stage_on_a_tiny_budget(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.endswith("\n")  # the reply, streamed to the terminal, then a new line
     assert "ask about the standard library" in said[-2]
 
+    # a BPE learned from other text is not reused for pretraining on this one
+    with pytest.raises(ScratchLMError, match="holds a BPE named demo-pretrain"):
+        run_demo(DemoConfig(out=tmp_path, stages=("pretrain",), fresh=True, with_source=0.1, say=said.append))
+
 
 def render_in_a_browser(page, screenshot):
     if not (CHROMIUM and DRIVER):
@@ -81,8 +85,14 @@ def test_a_stage_without_its_inputs_says_what_to_run(tmp_path):
         run_demo(DemoConfig(out=tmp_path, stages=("deploy",)))
     with pytest.raises(ScratchLMError, match="positive"):
         run_demo(DemoConfig(out=tmp_path, minutes=0))
-    with pytest.raises(ScratchLMError, match="--with-source"):
-        run_demo(DemoConfig(out=tmp_path, with_source=5, dataset="tinyshakespeare"))
+    for bad in ({"with_source": 5, "dataset": "tinyshakespeare"}, {"with_source": float("nan")}):
+        with pytest.raises(ScratchLMError, match="--with-source"):
+            run_demo(DemoConfig(out=tmp_path, **bad))
+
+
+def test_scores_from_an_older_demo_json_still_report():
+    assert _before_after({"before": 0.25, "after": 0.5}, ".2f") == "0.25 -> 0.50"
+    assert _before_after(0.5, ".2f") == "n/a -> 0.50"  # demo.json before scores had a before
 
 
 def test_the_tokenizer_can_learn_the_source_code_too(tmp_path):

@@ -19,6 +19,7 @@ Stages, each writing under `out/` and reusing what an earlier run left there:
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import time
@@ -59,7 +60,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         raise ScratchLMError(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
     if cfg.minutes <= 0:
         raise ScratchLMError(f"--minutes must be positive, got {cfg.minutes}")
-    if cfg.with_source is not None and (cfg.with_source <= 0 or cfg.dataset):
+    if cfg.with_source is not None and (not 0 < cfg.with_source < math.inf or cfg.dataset):
         raise ScratchLMError("--with-source takes a positive number of MB, and not with --dataset")
     cfg.out.mkdir(parents=True, exist_ok=True)
     results: dict = {}
@@ -149,7 +150,8 @@ def _write_report(cfg: DemoConfig, results: dict) -> None:
         "model": MODEL,
         "pretrain": PRETRAIN,
     }
-    sections.append(("Config", [config_table(settings)]))
+    note = "Of the last `scratchlm demo` call; each stage's own report has the command that made that stage."
+    sections.append(("Settings", [note, config_table(settings)]))
     title = "scratchlm demo"
     write_atomic(cfg.out / "report.md", render_markdown(title, sections))
     write_atomic(cfg.out / "report.html", render_html(title, sections, cfg.out))
@@ -158,7 +160,6 @@ def _write_report(cfg: DemoConfig, results: dict) -> None:
 def _data_rows(cfg: DemoConfig) -> list[list[str]]:
     """What the demo read: the Python whose library it is, the pretraining text with its SHA-256, the
     tokenizer's fingerprint, the fine-tuning tables."""
-    import hashlib
     import platform
 
     from scratchlm.report import tokenizer_rows
@@ -169,7 +170,7 @@ def _data_rows(cfg: DemoConfig) -> list[list[str]]:
     for name in inputs:
         path = Path(name)
         if path.is_file():
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            digest = _sha256(path)[:16]
             rows.append(["pretraining text", f"{path}: {path.stat().st_size:,} bytes, SHA-256 {digest}…"])
     rows += tokenizer_rows(cfg.out)
     for split in ("train", "val", "test"):
@@ -179,8 +180,10 @@ def _data_rows(cfg: DemoConfig) -> list[list[str]]:
             rows.append([f"docstrings by area, {split}", f"{table}: {len(lines):,} rows"])
     instruct = cfg.out / "instruct" / "eval.json"
     if instruct.is_file():
-        counts = json.loads(instruct.read_text()).get("examples", {})
-        rows.append(["questions", ", ".join(f"{split} {n:,}" for split, n in counts.items())])
+        counts = dict(json.loads(instruct.read_text()).get("examples", {}))
+        dropped = counts.pop("dropped_too_long", 0)
+        text = ", ".join(f"{split} {n:,}" for split, n in counts.items())
+        rows.append(["questions", text + (f" ({dropped:,} too long, left out)" if dropped else "")])
     return rows
 
 
@@ -200,6 +203,26 @@ def _fresh(cfg: DemoConfig, path: Path) -> bool:
         cfg.say(f"reusing {path} (--fresh starts it over)")
         return True
     return False
+
+
+def _tokenizer_name(corpus: Path) -> str:
+    """The demo's BPE names the text it learned from, so a later stage can check it reuses the right one."""
+    return f"demo-{corpus.stem}"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file, or files with the same bytes (a dataset found once in --data-dir, once in the cache)."""
+    if a.resolve() == b.resolve():
+        return True
+    if not (a.is_file() and b.is_file()) or a.stat().st_size != b.stat().st_size:
+        return False
+    return _sha256(a) == _sha256(b)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _mismatch(cfg: DemoConfig, found: str, wanted: str) -> None:
@@ -289,7 +312,7 @@ def _tokenize(cfg: DemoConfig) -> dict:
 
     corpus = _corpus(cfg)
     directory = cfg.out / "tokenizer"
-    name = f"demo-{corpus.stem}"  # names the text it learned from, so a reuse can be checked
+    name = _tokenizer_name(corpus)
     if _fresh(cfg, directory):
         tok = load_tokenizer(directory)
         if (tok.name, tok.vocab_size) != (name, cfg.vocab_size):
@@ -335,10 +358,12 @@ def _pretrain(cfg: DemoConfig) -> dict:
         shutil.rmtree(run)  # an interrupted start without a checkpoint: begin again
     if _fresh(cfg, run):
         inputs = json.loads((run / "config.json").read_text())["data"]["inputs"]
-        if inputs != [str(corpus)]:
+        if len(inputs) != 1 or not _same_file(Path(inputs[0]), corpus):
             _mismatch(cfg, f"a model pretrained on {', '.join(inputs)}", str(corpus))
     else:
         tok = load_tokenizer(tokenizer_dir)
+        if tok.name != _tokenizer_name(corpus):
+            _mismatch(cfg, f"a BPE named {tok.name}", f"one learned from {corpus.name} (--stage tokenize)")
         model_cfg = ModelConfig(vocab_size=tok.vocab_size, **MODEL)
         text = corpus.read_text(encoding="utf-8")
         probe_ids = np.array(tok.encode_ordinary(text[:200_000]), dtype=np.int64)
@@ -526,7 +551,11 @@ INSTRUCT_SCORES = (
 )
 
 
-def _before_after(pair: dict, spec: str) -> str:
+def _before_after(pair, spec: str) -> str:
+    """ "before -> after"; a bare number (a demo.json from before scores had a before) is an after."""
+    if not isinstance(pair, dict):
+        pair = {"after": pair}
+
     def show(x):
         return "n/a" if x is None else format(x, spec)
 

@@ -222,9 +222,8 @@ def stage_times(kind: str, result: dict) -> list[list[str]]:
     """Seconds per stage, as the fine-tunes record them in eval.json."""
     seconds = dict(result.get("seconds", {})) if kind == "classify" else {}
     if kind == "instruct":
-        seconds = {
-            n: result[f"{n}_seconds"] for n in ("train", "generate", "total") if f"{n}_seconds" in result
-        }
+        names = ("baseline", "train", "generate", "total")
+        seconds = {n: result[f"{n}_seconds"] for n in names if f"{n}_seconds" in result}
     return [[f"time: {name}", _duration(value)] for name, value in seconds.items()]
 
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from scratchlm.data import stdlib
+from scratchlm.errors import ScratchLMError
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,9 @@ def test_source_text_is_whole_files_up_to_a_limit():
     code = stdlib.source_text(max_mb=None)
     assert "# module json\n" in code and "def dumps(" in code
     assert "Serialize ``obj`` to a JSON formatted ``str``" not in code  # docstrings are not repeated
+    assert "# module pydoc_data" not in code  # the language reference is in the corpus already
+    with pytest.raises(ScratchLMError, match="no whole source file"):
+        stdlib.source_text(max_mb=1e-6)
 
 
 def test_without_docstrings_keeps_the_code_around_them():

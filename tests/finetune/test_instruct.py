@@ -100,6 +100,7 @@ def test_lora_with_masked_prompts_saves_an_adapter_that_rebuilds_the_merged_mode
         mask_prompt=True,
         baseline=True,
         max_test=5,
+        dropout=0.2,  # the baseline still answers greedily: dropout off
     )
     assert 0 < result["trainable_parameters"]["share"] < 0.5
     assert result["test_response_ppl"]["after"] < result["test_response_ppl"]["before"]

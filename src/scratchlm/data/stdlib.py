@@ -197,17 +197,21 @@ def source_text(max_mb: float | None = None) -> str:
     module name, in sorted order, up to `max_mb` megabytes of whole files (all of it, ~9 MB, by default).
     Docstrings are replaced by `...`: they are in `docstrings()` already, and text held out from
     `docstrings()` must not come back through the code."""
-    limit = None if max_mb is None else int(max_mb * 1e6)
+    limit = None if max_mb is None else int(max_mb * 1e6)  # characters: a megabyte of mostly ASCII
     parts, size = [], 0
     for module, path in _module_files():
+        if module.startswith("pydoc_data"):  # the language reference again, as string literals
+            continue
         try:
-            text = without_docstrings(path.read_text(encoding="utf-8"))
+            text = f"# module {module}\n" + without_docstrings(path.read_text(encoding="utf-8"))
         except (SyntaxError, UnicodeDecodeError, OSError):
             continue
-        if limit is not None and size + len(text) > limit:
+        if limit is not None and size + len(text) + 2 > limit:
             break
-        parts.append(f"# module {module}\n{text}")
-        size += len(text)
+        parts.append(text)
+        size += len(text) + 2
+    if not parts:
+        raise ScratchLMError(f"{max_mb} MB holds no whole source file: ask for more")
     return "\n\n".join(parts)
 
 

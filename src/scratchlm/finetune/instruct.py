@@ -161,7 +161,10 @@ def finetune_instruct(
     runlog = RunLog(out, train_cfg.loggers, config)
     test_batches = _response_batches(encoded["test"], tokenizer.eot_id, allowed, cfg.eval_batch_size)
     nll_before, response_tokens = response_nll(model, test_batches, device)
-    before = _generate_tests(model, tokenizer, template, tests, cfg) if cfg.baseline and tests else None
+    before = None
+    if cfg.baseline and tests:
+        model.eval()  # greedy answers: no dropout (training switches modes itself)
+        before = _generate_tests(model, tokenizer, template, tests, cfg)
     counts = {name: len(examples) for name, examples in encoded.items()}
     result: dict = {
         "template": template.name,
@@ -171,6 +174,8 @@ def finetune_instruct(
         "allowed_max_length": allowed,
         "steps": steps,
     }
+    if before is not None:
+        result["baseline_seconds"] = round(before[1], 2)
     runlog.log({"event": "data", **result["examples"], "allowed_max_length": allowed})
     try:
         result["trainable_parameters"] = apply_lora(model, lora) if lora else trainable_report(model)
@@ -184,7 +189,7 @@ def finetune_instruct(
 
             result["adapter_dir"] = str(save_peft_adapter(model, out / "adapter", str(model_spec)))
             merge_lora(model, unload=True)
-        result["train_seconds"] = round(time.perf_counter() - started, 2)
+        result["train_seconds"] = round(time.perf_counter() - started - (before[1] if before else 0), 2)
         if tests:
             nll_after, _ = response_nll(model, test_batches, device)
             result["test_response_nll"] = {"before": nll_before, "after": nll_after}
@@ -348,7 +353,6 @@ def _respond(model, tokenizer, template, tests, cfg, out: Path, before=None) -> 
             record["response_before"] = response
         baseline = text_scores(before[0], references)
         result["before"] = {k: baseline[k] for k in ("exact_match", "first_clause_match", "rouge_l")}
-        result["generate_seconds"] = round(seconds + before[1], 2)
     write_json(out / "responses.json", records)
     return result
 
