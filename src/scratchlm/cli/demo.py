@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--with-source",
         type=float,
         metavar="MB",
-        help="also pretrain on up to MB megabytes of the standard library's source code (all of it: about 9)",
+        help="also pretrain on up to MB megabytes of the standard library's source code (all of it: about 8)",
     )
     parser.add_argument(
         "--dataset",

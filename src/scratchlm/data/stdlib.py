@@ -1,7 +1,7 @@
 """The demo's embedded data: real text about Python that every machine with Python has, no download.
 
 - `reference_text()`: the language reference the interpreter ships for `help()` (`pydoc_data.topics`).
-- `source_text()`: the standard library's source code, docstrings cut (optional pretraining text, ~9 MB).
+- `source_text()`: the standard library's source code, docstrings cut (optional pretraining text, ~8 MB).
 - `docstrings()`: every module, class and function docstring of the standard library, read from the source
   files with `ast` (nothing is imported or executed), with its module and qualified name.
 - `area_examples()`: docstrings labelled by the area of the library they come from (text, files and the
@@ -194,7 +194,7 @@ def reference_text() -> str:
 
 def source_text(max_mb: float | None = None) -> str:
     """The standard library's Python source (the modules `docstrings` reads), each file headed by its
-    module name, in sorted order, up to `max_mb` megabytes of whole files (all of it, ~9 MB, by default).
+    module name, in sorted order, up to `max_mb` megabytes of whole files (all of it, ~8 MB, by default).
     Docstrings are replaced by `...`: they are in `docstrings()` already, and text held out from
     `docstrings()` must not come back through the code."""
     limit = None if max_mb is None else int(max_mb * 1e6)  # characters: a megabyte of mostly ASCII
