@@ -43,14 +43,20 @@ def chromium(width: int = 1200, height: int = 2400):
         browser.quit()
 
 
+def wait_for(condition, seconds: float, what: str) -> None:
+    """Poll `condition()` until it is true; fail saying `what` did not happen within `seconds`."""
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, f"{what} within {seconds:g} s"
+        time.sleep(0.05)
+
+
 def render_page(browser, page: Path, screenshot: Path) -> list:
     """Open a local HTML file, wait until it has loaded, take a screenshot; return each image's natural width
     (0 for one that failed to load). Fails on a SEVERE console message."""
     browser.get(page.resolve().as_uri())
-    deadline = time.time() + 10
-    while browser.execute_script("return document.readyState") != "complete":
-        assert time.time() < deadline, f"{page} did not finish loading"
-        time.sleep(0.05)
+    loaded = lambda: browser.execute_script("return document.readyState") == "complete"  # noqa: E731
+    wait_for(loaded, 10, f"{page} did not finish loading")
     widths = browser.execute_script("return [...document.images].map(i => i.complete && i.naturalWidth)")
     browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 10_000, "an empty screenshot"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scratchlm.errors import ScratchLMError
+from scratchlm.files import sha256_file
 
 STAGES = ("tokenize", "pretrain", "classify", "instruct", "chat")
 SHARES = {"pretrain": 0.5, "classify": 0.2, "instruct": 0.25}  # of the budget; the rest is fixed overhead
@@ -170,7 +171,7 @@ def _data_rows(cfg: DemoConfig) -> list[list[str]]:
     for name in inputs:
         path = Path(name)
         if path.is_file():
-            digest = _sha256(path)[:16]
+            digest = sha256_file(path)[:16]
             rows.append(["pretraining text", f"{path}: {path.stat().st_size:,} bytes, SHA-256 {digest}…"])
     rows += tokenizer_rows(cfg.out)
     for split in ("train", "val", "test"):
@@ -216,13 +217,7 @@ def _same_file(a: Path, b: Path) -> bool:
         return True
     if not (a.is_file() and b.is_file()) or a.stat().st_size != b.stat().st_size:
         return False
-    return _sha256(a) == _sha256(b)
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(a) == sha256_file(b)
 
 
 def _mismatch(cfg: DemoConfig, found: str, wanted: str) -> None:

@@ -3,12 +3,10 @@ Selenium) loads the page from the server, sends a message, and sees the reply st
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from scratchlm.serve.server import BackgroundServer
-from tests.browser import chromium, needs_browser
+from tests.browser import chromium, needs_browser, wait_for
 
 pytestmark = [pytest.mark.slow, needs_browser]
 
@@ -33,18 +31,12 @@ def test_a_message_gets_a_streamed_reply(browser, server, tmp_path):
     browser.get_log("browser")  # drop the first load's 401 for /v1/models (no key yet)
     browser.get(server + "/")
     assert browser.title == "scratchlm chat"
-    deadline = time.time() + 10
-    while browser.find_element(By.ID, "model").text != "tiny":
-        assert time.time() < deadline, "the page did not load the model list"
-        time.sleep(0.1)
+    wait_for(lambda: browser.find_element(By.ID, "model").text == "tiny", 10, "no model list")
     browser.find_element(By.ID, "max_tokens").clear()
     browser.find_element(By.ID, "max_tokens").send_keys("12")
     browser.find_element(By.ID, "input").send_keys("Hello <b>model</b>")
     browser.find_element(By.ID, "send").click()
-    deadline = time.time() + 60
-    while not browser.find_elements(By.CSS_SELECTOR, ".assistant[data-done='true']"):
-        assert time.time() < deadline, "no finished reply within 60 s"
-        time.sleep(0.1)
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".assistant[data-done='true']"), 60, "no reply")
     user = browser.find_element(By.CSS_SELECTOR, ".user")
     reply = browser.find_element(By.CSS_SELECTOR, ".assistant")
     assert user.text == "Hello <b>model</b>"  # shown as text, not as markup
@@ -66,8 +58,5 @@ def test_the_page_reports_a_wrong_key(browser, server):
     browser.find_element(By.ID, "reset").click()
     browser.find_element(By.ID, "input").send_keys("hi")
     browser.find_element(By.ID, "send").click()
-    deadline = time.time() + 30
-    while not browser.find_elements(By.CSS_SELECTOR, ".assistant.error"):
-        assert time.time() < deadline, "no error shown"
-        time.sleep(0.1)
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".assistant.error"), 30, "no error shown")
     assert "API key" in browser.find_element(By.CSS_SELECTOR, ".assistant.error").text
