@@ -34,27 +34,62 @@ GPU_PEAKS_16BIT = {
 }
 
 
+# Bounds on the matmul probe, so that it is quick on every device and dtype (fp16 runs at ~3 GFLOP/s on a CPU
+# without fp16 units: one 2048^2 fp16 matmul there takes seconds, a 2048^2 probe of 6 of them minutes).
+PROBE_MATMUL_SECONDS = 0.3  # grow the size only while the next size's matmul should take less than this
+PROBE_SECONDS = 1.0  # and only while the probe has taken less than this in all
+PROBE_REPEATS = 5  # timed repeats at a size after its warm-up: at most these, and none after 0.3 s of them
+
+
 def matmul_peak_flops(
     device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int = 0
 ) -> float:
-    """FLOP/s of an (n, n) @ (n, n) matmul (2 n^3 FLOPs) on `device` in `dtype`: the best of 5 after a
-    warm-up (a peak: other processes can only slow a run down). n defaults to 2048 on CPUs, 8192 elsewhere."""
+    """FLOP/s of `matmul_probe` (see there)."""
+    return matmul_probe(device, dtype, n)[0]
+
+
+def matmul_probe(
+    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, n: int = 0
+) -> tuple[float, int]:
+    """(FLOP/s, the size n it was measured at): FLOP/s of an (n, n) @ (n, n) matmul (2 n^3 FLOPs) on
+    `device` in `dtype`, the best of up to 5 timed repeats after a warm-up (a peak: other processes can
+    only slow a run down), repeating no more once they have taken PROBE_MATMUL_SECONDS.
+
+    Without `n`, sizes grow from 64, doubling up to 2048 on CPUs and 8192 elsewhere, while the next size's
+    matmul (this one's time x 8) should take at most PROBE_MATMUL_SECONDS and the probe has taken less than
+    PROBE_SECONDS; the figure is the one at the largest size measured. So a slow dtype (fp16 or bf16 on a
+    CPU without 16-bit units) stops at a small size within a second or two instead of taking minutes."""
     device = torch.device(device)
-    n = n or (2048 if device.type == "cpu" else 8192)
+    largest = n or (2048 if device.type == "cpu" else 8192)
+    sizes = [n] if n else [s for s in (64 * 2**i for i in range(8)) if s <= largest]
     # A private generator: measuring must not move the run's random state (exact resume depends on it).
     gen = torch.Generator(device).manual_seed(0)
+    started = None  # the probe's clock starts after the first warm-up (which may include a one-time setup)
+    for size in sizes:
+        seconds, warmed_up = _best_matmul_seconds(device, dtype, size, gen)
+        started = warmed_up if started is None else started
+        if 8 * seconds > PROBE_MATMUL_SECONDS or time.perf_counter() - started > PROBE_SECONDS:
+            break  # twice the size is 8 times the work
+    return 2 * size**3 / seconds, size
+
+
+def _best_matmul_seconds(
+    device: torch.device, dtype: torch.dtype, n: int, gen: torch.Generator
+) -> tuple[float, float]:
+    """(the fastest of the timed (n, n) @ (n, n) matmuls in seconds, when the warm-up ended)."""
     a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
     b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
     out = torch.empty(n, n, device=device, dtype=dtype)
-    times = []
-    for i in range(6):
-        _sync(device)
+    torch.mm(a, b, out=out)  # the warm-up
+    _sync(device)
+    warm = time.perf_counter()
+    times: list[float] = []
+    while len(times) < PROBE_REPEATS and sum(times) < PROBE_MATMUL_SECONDS:
         t0 = time.perf_counter()
         torch.mm(a, b, out=out)
         _sync(device)
-        if i:
-            times.append(time.perf_counter() - t0)
-    return 2 * n**3 / min(times)
+        times.append(time.perf_counter() - t0)
+    return max(min(times), 1e-9), warm
 
 
 def peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
@@ -65,7 +100,8 @@ def peak_flops(device: torch.device, precision: str) -> tuple[float, str]:
             if key in name:
                 return flops, f"data sheet ({key}, dense {precision})"
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    return matmul_peak_flops(device, dtype), f"measured {dtype} matmul on {device.type}"
+    flops, n = matmul_probe(device, dtype)
+    return flops, f"measured {dtype} {n}x{n} matmul on {device.type}"
 
 
 def mfu(tokens_per_s: float, flops_per_token: float, peak: float) -> float:
