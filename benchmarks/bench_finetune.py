@@ -48,9 +48,9 @@ from scratchlm.config import ModelConfig, TrainConfig
 from scratchlm.data.classification import read_labeled, stratified_split, undersample
 from scratchlm.data.shards import WindowSampler
 from scratchlm.finetune.classify import ClassifyConfig, finetune_classifier
-from scratchlm.finetune.lora import LoRAConfig
-from scratchlm.interop.model_files import save_model
+from scratchlm.formats.model_files import save_model
 from scratchlm.model.gpt import GPT
+from scratchlm.model.lora import LoRAConfig
 from scratchlm.tokenizer.train import train_bpe
 from scratchlm.train.loop import evaluate, train
 from scratchlm.train.losses import next_token_loss

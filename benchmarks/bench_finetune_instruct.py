@@ -35,9 +35,9 @@ from benchmarks.common import ROOT, append_result, print_table, run_info, wait_f
 from scratchlm.config import GenerateConfig, ModelConfig, TrainConfig
 from scratchlm.data.shards import WindowSampler
 from scratchlm.finetune.instruct import InstructConfig, finetune_instruct, load_splits
-from scratchlm.finetune.lora import LoRAConfig
-from scratchlm.interop.model_files import save_model
+from scratchlm.formats.model_files import save_model
 from scratchlm.model.gpt import GPT
+from scratchlm.model.lora import LoRAConfig
 from scratchlm.tokenizer.train import train_bpe
 from scratchlm.train.loop import train
 from scratchlm.train.losses import next_token_loss

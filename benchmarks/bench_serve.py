@@ -150,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model:
-        from scratchlm.interop.model_files import load_model
+        from scratchlm.formats.model_files import load_model
 
         model, tokenizer = load_model(args.model)
         name = args.model

@@ -11,7 +11,7 @@ import torch
 
 from scratchlm.config import tiny
 from scratchlm.data.templates import TEMPLATES, alpaca_messages
-from scratchlm.interop.model_files import save_model
+from scratchlm.formats.model_files import save_model
 from scratchlm.model import GPT
 from scratchlm.tokenizer import train_bpe
 

@@ -1,5 +1,6 @@
 """The run report of a tiny pretraining run, a classification and an instruction fine-tune: both files are
-written by the runs themselves, hold the key numbers and the command, embed the PNGs as data URIs, load
+written after the run returns (as the commands do),
+hold the key numbers and the command, embed the PNGs as data URIs, load
 nothing from the network, escape what the model wrote, and render in headless Chromium without errors."""
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import random
 import pytest
 import torch
 
-from scratchlm.config import GenerateConfig, RunConfig, TrainConfig, tiny
+from scratchlm.config import RunConfig, compose, tiny
 from scratchlm.errors import ScratchLMError
-from scratchlm.finetune.classify import ClassifyConfig, finetune_classifier
-from scratchlm.finetune.instruct import InstructConfig, finetune_instruct, load_splits
-from scratchlm.interop.model_files import save_model
-from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
+from scratchlm.finetune.classify import finetune_classifier
+from scratchlm.finetune.instruct import finetune_instruct
+from scratchlm.formats.model_files import save_model
+from scratchlm.formats.tokenizer_files import load_tokenizer, save_tokenizer
 from scratchlm.model import GPT
 from scratchlm.report import write_report, write_report_safely
 from scratchlm.tokenizer import WordTokenizer, train_bpe
@@ -57,6 +58,7 @@ def pretrain_run(tmp_path_factory, stdlib_text):
         }
     )
     pretrain(cfg, tmp / "run", show_progress=False)
+    write_report(tmp / "run")
     return tmp / "run"
 
 
@@ -125,18 +127,18 @@ def classify_run(tmp_path_factory):
     model = GPT(tiny(vocab_size=tokenizer.vocab_size, context_length=16, emb_dim=32, n_heads=2, n_layers=1))
     save_model(model, tmp / "base", tokenizer)
     (tmp / "kw.tsv").write_text("".join(f"{y}\t{x}\n" for y, x in keyword_rows(20)), encoding="utf-8")
-    cfg = ClassifyConfig(
-        model=str(tmp / "base"),
-        data=str(tmp / "kw.tsv"),
-        text_field="1",
-        label_field="0",
-        train_layers="all",
-        epochs=2,
-        lr=5e-3,
-        device="cpu",
+    cfg = compose(
+        "classify",
+        {
+            "train": {"init": str(tmp / "base"), "lr": 5e-3, "device": "cpu"},
+            "classify": {"data": str(tmp / "kw.tsv"), "text_field": "1", "label_field": "0"}
+            | {"train_layers": "all", "epochs": 2},
+        },
     )
-    command = "scratchlm finetune classify -m base -d kw.tsv -o run --text-field 1 --label-field 0"
-    return tmp / "run", finetune_classifier(cfg, tmp / "run", show_progress=False, command=command)
+    command = "scratchlm finetune classify -m base -d kw.tsv -o run --classify.text_field 1"
+    outcome = finetune_classifier(cfg, tmp / "run", show_progress=False)
+    write_report(tmp / "run", command)
+    return tmp / "run", outcome.result
 
 
 def test_classification_report(classify_run):
@@ -157,12 +159,19 @@ def test_classification_report(classify_run):
 def instruct_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("instruct")
     base = tiny_model_dir(tmp / "base")
-    splits = load_splits(write_records(tmp / "data.json", synthetic_records(30)), fractions=(0.6, 0.2, 0.2))
-    cfg = InstructConfig(
-        max_steps=4, generate=GenerateConfig(max_new_tokens=6), eval_batch_size=8, baseline=True
+    data = write_records(tmp / "data.json", synthetic_records(30))
+    cfg = compose(
+        "instruct",
+        {
+            "train": {"init": str(base), "max_steps": 4, "lr": 3e-3, "min_lr": 3e-4, "batch_size": 8}
+            | {"eval_interval": 2, "seed": 0},
+            "instruct": {"data": str(data), "split": [0.6, 0.2, 0.2], "eval_batch_size": 8, "baseline": True},
+            "generate": {"max_new_tokens": 6},
+        },
     )
-    train_cfg = TrainConfig(lr=3e-3, min_lr=3e-4, warmup_steps=0, batch_size=8, eval_interval=2, seed=0)
-    return tmp / "run", finetune_instruct(base, splits, tmp / "run", cfg, train_cfg, show_progress=False)
+    outcome = finetune_instruct(cfg, tmp / "run", show_progress=False)
+    write_report(tmp / "run")
+    return tmp / "run", outcome.result
 
 
 def test_instruction_report_with_a_judge(instruct_run):

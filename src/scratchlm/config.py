@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, TypeVar
@@ -136,14 +137,16 @@ class TrainConfig:
     batch_size: int = 8  # sequences per micro-batch and process
     grad_accum_steps: int = 1
     lr: float = 6e-4
-    min_lr: float = 6e-5  # the floor of the decay
+    min_lr: float | None = None  # the floor of the decay; None: 0.1 × lr (GPT-3's and nanoGPT's ratio)
     warmup_steps: int = 100
     decay: Literal["cosine", "linear", "constant"] = "cosine"
     weight_decay: float = 0.1
+    # AdamW's betas: (0.9, 0.95) is GPT-3's pretraining recipe (Brown et al. 2020, appendix B), which
+    # nanoGPT uses; the book's presets below keep torch's default 0.999, as its chapters call AdamW.
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # 0 turns clipping off (the norm is still measured and logged)
-    eval_interval: int = 100
+    eval_interval: int | None = 100  # steps; None: once per epoch (fine-tunes, whose data have epochs)
     eval_batches: int = 20
     log_interval: int = 10
     checkpoint_interval: int = 200
@@ -173,12 +176,22 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ScratchLMError(f"train.{name} must be at least 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+        if self.lr <= 0 or self.lr_floor < 0 or self.lr_floor > self.lr:
             raise ScratchLMError(
                 f"train: need 0 <= min_lr <= lr and lr > 0, got lr {self.lr}, min_lr {self.min_lr}"
             )
-        if self.warmup_steps < 0:
-            raise ScratchLMError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+        for name in ("warmup_steps", "checkpoint_interval"):
+            if getattr(self, name) < 0:
+                raise ScratchLMError(f"train.{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_interval is not None and self.eval_interval < 1:
+            raise ScratchLMError(
+                f"train.eval_interval must be at least 1 (or null), got {self.eval_interval}"
+            )
+
+    @property
+    def lr_floor(self) -> float:
+        """Where the decay ends: `min_lr`, or a tenth of `lr` when it is not set."""
+        return self.lr * 0.1 if self.min_lr is None else self.min_lr
 
 
 # Our module names for each target, relative to a transformer block (or the model, for the head).
@@ -197,7 +210,7 @@ class LoRAConfig:
     """A LoRA adapter (scratchlm.finetune.lora): rank, alpha, dropout, which Linear layers, which blocks."""
 
     rank: int = 8
-    alpha: float = 16.0
+    alpha: float | None = None  # None: 2 × rank
     dropout: float = 0.0
     targets: tuple[str, ...] = DEFAULT_TARGETS
     rslora: bool = False  # scale by alpha / sqrt(rank) (Kalajdzievski 2023), PEFT's use_rslora
@@ -213,6 +226,8 @@ class LoRAConfig:
             )
         if not isinstance(self.rank, int) or self.rank < 1:
             raise ScratchLMError(f"lora.rank must be a positive integer, got {self.rank}")
+        if self.alpha is None:
+            object.__setattr__(self, "alpha", 2.0 * self.rank)
         if self.alpha <= 0:
             raise ScratchLMError(f"lora.alpha must be > 0, got {self.alpha}")
         if not 0.0 <= self.dropout < 1.0:
@@ -228,33 +243,246 @@ class LoRAConfig:
         return asdict(self)
 
 
+Split = tuple[float, float, float]
+
+
+def _check_split(owner: str, split: Any) -> Split:
+    parts = split.split(",") if isinstance(split, str) else split
+    try:
+        fractions = tuple(float(f) for f in parts)
+    except (TypeError, ValueError):
+        fractions = ()
+    if len(fractions) != 3 or any(not 0 <= f <= 1 for f in fractions) or fractions[0] <= 0:
+        raise ScratchLMError(
+            f"{owner}.split: three fractions train,val,test (train > 0), e.g. 0.7,0.1,0.2; got {split!r}"
+        )
+    return fractions  # type: ignore[return-value]
+
+
+def _check_choice(owner: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ScratchLMError(f"{owner}.{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """The classification task (the book's chapter 6): labelled texts, how to split them, which layers train.
+
+    `train_layers`: head | last-N (N blocks + final norm + head) | all | lora (the head in full, adapters
+    elsewhere). `epochs` sets the number of steps unless it is null (then `train.max_steps` does)."""
+
+    data: str | None = None  # a .tsv, .csv, .jsonl or .json table
+    val: str | None = None  # given validation / test tables; otherwise they are split off `data`
+    test: str | None = None
+    text_field: str = "text"  # a column name, or a 0-based index (then the table has no header row)
+    label_field: str = "label"
+    header: bool | None = None  # None: a header row exactly when a field is given by name
+    labels: tuple[str, ...] | None = None  # the classes in id order (default: sorted training labels)
+    split: Split = (0.7, 0.1, 0.2)  # train / val / test, stratified per class
+    split_seed: int = 123
+    balance: Literal["none", "undersample", "weights"] = "none"  # of the training split only
+    max_length: int | None = None  # default: the longest training text, capped at the context length
+    train_layers: str = "last-1"
+    select: Literal["accuracy", "macro_f1", "loss"] = "accuracy"  # which validation score picks the best
+    epochs: float | None = 5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "split", _check_split("classify", self.split))
+        labels = self.labels.split(",") if isinstance(self.labels, str) else self.labels
+        if labels is not None:
+            object.__setattr__(self, "labels", tuple(str(x).strip() for x in labels))
+        for name in ("text_field", "label_field"):
+            object.__setattr__(self, name, str(getattr(self, name)))
+        if not re.fullmatch(r"head|all|lora|last-[1-9][0-9]*", str(self.train_layers)):
+            raise ScratchLMError(
+                f"classify.train_layers must be head, last-N (N >= 1), all or lora; got {self.train_layers!r}"
+            )
+        _check_choice("classify", "balance", self.balance, ("none", "undersample", "weights"))
+        _check_choice("classify", "select", self.select, ("accuracy", "macro_f1", "loss"))
+        if self.max_length is not None and self.max_length < 1:
+            raise ScratchLMError(f"classify.max_length must be at least 1, got {self.max_length}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ScratchLMError(f"classify.epochs must be > 0 (or null), got {self.epochs}")
+
+
+@dataclass(frozen=True)
+class InstructConfig:
+    """The instruction-tuning task (the book's chapter 7): conversations, their template, what is learned.
+
+    `epochs` sets the number of steps unless it is null (then `train.max_steps` does)."""
+
+    data: str | None = None  # Alpaca JSON/JSONL (instruction, input, output) or chat JSONL (messages)
+    val: str | None = None  # given validation / test files; otherwise they are split off `data`
+    test: str | None = None
+    split: Split = (0.85, 0.05, 0.10)  # the book's
+    split_seed: int | None = 123  # shuffle before splitting; None keeps the file order
+    template: str = "alpaca"
+    mask_prompt: bool = False  # learn only the responses (the book's exercise 7.2; TRL's completion-only)
+    max_length: int | None = None  # truncate examples to this many tokens; default: the context length
+    epochs: float | None = 2.0  # the book trains 2 epochs
+    max_test: int | None = None  # generate and score at most this many test examples
+    baseline: bool = False  # also answer the test split with the base model first, to score before/after
+    eval_batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "split", _check_split("instruct", self.split))
+        if abs(sum(self.split) - 1) > 1e-6:
+            raise ScratchLMError(f"instruct.split: the fractions must sum to 1, got {self.split}")
+        if self.epochs is not None and self.epochs <= 0:
+            raise ScratchLMError(f"instruct.epochs must be > 0 (or null), got {self.epochs}")
+        if self.max_length is not None and self.max_length < 2:
+            raise ScratchLMError(f"instruct.max_length must be at least 2, got {self.max_length}")
+        if self.eval_batch_size < 1:
+            raise ScratchLMError(f"instruct.eval_batch_size must be at least 1, got {self.eval_batch_size}")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """An LLM judge behind any OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp). The API key is never
+    written to a run's config.json."""
+
+    url: str = ""  # the API base, e.g. http://127.0.0.1:11434/v1 (or the full …/chat/completions URL)
+    model: str = ""
+    api_key: str | None = None
+    timeout: float = 60.0  # seconds per request
+    retries: int = 3  # further tries after the first
+    backoff: float = 1.0  # seconds before the first retry, doubled after each
+    temperature: float = 0.0  # the book asks with temperature 0 and seed 123, for repeatable scores
+    seed: int | None = 123
+    max_tokens: int | None = None
+    max_failures: int = 3  # responses in a row the judge failed on before giving up on the endpoint
+
+    def __post_init__(self) -> None:
+        if not self.url or not self.model:
+            raise ScratchLMError("judge: both judge.url and judge.model are needed")
+
+    @property
+    def endpoint(self) -> str:
+        base = self.url.rstrip("/")
+        return base if base.endswith("/chat/completions") else base + "/chat/completions"
+
+
+Kind = Literal["pretrain", "classify", "instruct"]
+KINDS: tuple[str, ...] = ("pretrain", "classify", "instruct")
+SECTIONS = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "lora": LoRAConfig,
+    "classify": ClassifyConfig,
+    "instruct": InstructConfig,
+    "generate": GenerateConfig,
+    "judge": JudgeConfig,
+}
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one run needs; saved as config.json in the run directory."""
+    """Everything one run needs, whatever its kind; saved as config.json in the run directory.
 
+    A run from `train.init` (every fine-tune, and continued pretraining) takes its architecture from those
+    weights: `model` then holds what was loaded, with `model.dropout` from this config."""
+
+    kind: Kind = "pretrain"
     model: ModelConfig = ModelConfig()
-    data: DataConfig = DataConfig()
+    data: DataConfig = DataConfig()  # pretraining's text
     train: TrainConfig = TrainConfig()
-    lora: LoRAConfig | None = None  # train a LoRA adapter on a frozen model (continued pretraining)
+    lora: LoRAConfig | None = None  # train a LoRA adapter on the frozen model
+    classify: ClassifyConfig | None = None
+    instruct: InstructConfig | None = None
+    generate: GenerateConfig = GenerateConfig()  # how a run answers (instruct's test responses)
+    judge: JudgeConfig | None = None  # score instruct's test responses with an LLM
+
+    def __post_init__(self) -> None:
+        _check_choice("config", "kind", self.kind, KINDS)
+        if self.kind != "pretrain" and getattr(self, self.kind) is None:
+            raise ScratchLMError(f"a {self.kind} run needs its {self.kind} section")
+
+    @property
+    def task(self) -> ClassifyConfig | InstructConfig | None:
+        """The task section of this kind (None for pretraining)."""
+        return None if self.kind == "pretrain" else getattr(self, self.kind)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["judge"] is not None:
+            data["judge"]["api_key"] = None  # a secret: never on disk
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        unknown = sorted(set(data) - {"model", "data", "train", "lora"})
+        if not isinstance(data, Mapping):
+            raise ScratchLMError("a run config must be a mapping of sections")
+        unknown = sorted(set(data) - {"kind", *SECTIONS})
         if unknown:
-            raise ScratchLMError(f"config: unknown section(s) {unknown}; known: data, lora, model, train")
-        model = dict(data.get("model") or {})
-        if "preset" in model:
-            base = preset(model.pop("preset")).to_dict()
-            model = {**base, **model}
-        return cls(
-            model=from_dict(ModelConfig, model),
-            data=from_dict(DataConfig, data.get("data") or {}),
-            train=from_dict(TrainConfig, data.get("train") or {}),
-            lora=from_dict(LoRAConfig, data["lora"]) if data.get("lora") else None,
-        )
+            raise ScratchLMError(f"config: unknown section(s) {unknown}; known: kind, {', '.join(SECTIONS)}")
+        sections: dict[str, Any] = {}
+        for name, section_cls in SECTIONS.items():
+            values = data.get(name)
+            if values is not None and not isinstance(values, Mapping):
+                raise ScratchLMError(f"config section {name!r} must be a mapping, got {values!r}")
+            if name == "model" and values and "preset" in values:
+                values = dict(values)
+                values = {**preset(values.pop("preset")).to_dict(), **values}
+            if values is None and name in ("lora", "classify", "instruct", "judge"):
+                sections[name] = None  # an absent optional section
+            else:
+                sections[name] = from_dict(section_cls, values or {})
+        return cls(kind=data.get("kind", "pretrain"), **sections)
+
+
+def deep_merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`changes` over `base`, section by section (a section set to null in `changes` is removed).
+
+    >>> deep_merge({"train": {"lr": 1, "seed": 2}}, {"train": {"lr": 3}, "lora": {"rank": 4}})
+    {'train': {'lr': 3, 'seed': 2}, 'lora': {'rank': 4}}
+    """
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = dict(value) if isinstance(value, Mapping) else value
+    return merged
+
+
+def compose(kind: str, settings: Mapping[str, Any] | None = None) -> RunConfig:
+    """The run config of `kind`: its preset (`pretrain_preset`, `book_classify`, `book_instruct`) with
+    `settings` (a YAML file's sections, then command-line overrides, already merged) over it.
+
+    The rules that join the sections live here, not in the CLI:
+    - a task's `epochs` decides the number of steps, unless `train.max_steps` is given and `epochs` is not;
+    - a `lora` section turns LoRA on: instruction tuning's default lr becomes 5e-4 (the adapters learn
+      from zero), and a classifier's `train_layers` becomes "lora";
+    - a run from `train.init` takes the architecture from those weights (`model.dropout` from here).
+    """
+    _check_choice("config", "kind", kind, KINDS)
+    settings = dict(settings or {})
+    if settings.get("kind", kind) != kind:
+        raise ScratchLMError(f"the config is of a {settings['kind']} run, not {kind}")
+    given = {name: dict(settings.get(name) or {}) for name in SECTIONS}
+    has_lora = "lora" in settings and settings["lora"] is not None
+    presets = {"pretrain": pretrain_preset, "classify": book_classify, "instruct": book_instruct}
+    base = presets[kind](lora=has_lora).to_dict()
+    if "preset" in given["model"]:  # a named architecture replaces the preset's, then takes overrides
+        base["model"] = {}
+    if has_lora and "alpha" not in given["lora"]:
+        given["lora"]["alpha"] = None  # 2 × the rank given, not the preset's
+    if kind != "pretrain" and "max_steps" in given["train"] and "epochs" not in given[kind]:
+        given[kind]["epochs"] = None
+    if kind == "classify" and has_lora and "train_layers" not in given["classify"]:
+        given["classify"]["train_layers"] = "lora"
+    if kind == "classify" and given["classify"].get("train_layers", "") == "lora" and not has_lora:
+        settings["lora"] = {}  # LoRA's defaults
+    changes: dict[str, Any] = {}
+    for name in SECTIONS:
+        if name in settings:
+            changes[name] = None if settings[name] is None else given[name]
+        elif given[name]:  # filled in by a rule above
+            changes[name] = given[name]
+    merged = deep_merge(base, changes)
+    merged["kind"] = kind
+    return RunConfig.from_dict(merged)
 
 
 # ---- presets: named functions returning configs; variants via dataclasses.replace -----------------------
@@ -307,3 +535,52 @@ def preset(name: str, **overrides: Any) -> ModelConfig:
     except KeyError:
         raise ScratchLMError(f"unknown model preset {name!r}; choose from {sorted(PRESETS)}") from None
     return make(**overrides)
+
+
+# ---- run presets: a kind's defaults, with their sources ---------------------------------------------------
+
+
+def pretrain_preset(lora: bool = False) -> RunConfig:
+    """Pretraining's defaults: GPT-2 small, GPT-3's AdamW and cosine schedule (TrainConfig's defaults)."""
+    return RunConfig()
+
+
+def book_classify(lora: bool = False) -> RunConfig:
+    """The book's chapter 6: AdamW (torch's betas 0.9/0.999) at a constant 5e-5, weight decay 0.1, batch 8,
+    5 epochs, the last block + final norm + head trained (LoRA: adapters + head), dropout 0, evaluation
+    once per epoch, seed 123."""
+    return RunConfig(
+        kind="classify",
+        model=ModelConfig(dropout=0.0),
+        train=_book_train(),
+        lora=LoRAConfig() if lora else None,
+        classify=ClassifyConfig(train_layers="lora" if lora else "last-1"),
+    )
+
+
+def book_instruct(lora: bool = False) -> RunConfig:
+    """The book's chapter 7: AdamW (0.9/0.999) at a constant 5e-5 (5e-4 with LoRA, whose B matrices start
+    at zero), weight decay 0.1, batch 8, 2 epochs, dropout 0, validation every 50 steps, answers of up to
+    256 tokens, seed 123."""
+    return RunConfig(
+        kind="instruct",
+        model=ModelConfig(dropout=0.0),
+        train=_book_train(lr=5e-4 if lora else 5e-5, eval_interval=50),
+        lora=LoRAConfig() if lora else None,
+        instruct=InstructConfig(),
+        generate=GenerateConfig(max_new_tokens=256),
+    )
+
+
+def _book_train(**overrides: Any) -> TrainConfig:
+    book = dict(
+        lr=5e-5,
+        warmup_steps=0,
+        decay="constant",
+        weight_decay=0.1,
+        beta2=0.999,
+        batch_size=8,
+        eval_interval=None,
+        seed=123,
+    )
+    return TrainConfig(**{**book, **overrides})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,23 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    return write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    """`data` as JSON, atomically; NaN and infinity (which JSON does not have) are written as null."""
+    return write_atomic(path, json.dumps(finite(data), ensure_ascii=False, indent=1) + "\n")
+
+
+def finite(value: Any) -> Any:
+    """`value` with every non-finite float replaced by None.
+
+    >>> finite({"a": [1.0, float("nan")], "b": float("inf")})
+    {'a': [1.0, None], 'b': None}
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import sha256_file
+from scratchlm.report import write_report_safely
 
 STAGES = ("tokenize", "pretrain", "classify", "instruct", "chat")
 SHARES = {"pretrain": 0.5, "classify": 0.2, "instruct": 0.25}  # of the budget; the rest is fixed overhead
@@ -302,7 +303,7 @@ def _val_fraction(cfg: DemoConfig, tokenizer, text: str) -> float:
 
 
 def _tokenize(cfg: DemoConfig) -> dict:
-    from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
+    from scratchlm.formats.tokenizer_files import load_tokenizer, save_tokenizer
     from scratchlm.tokenizer import train_bpe
 
     corpus = _corpus(cfg)
@@ -341,7 +342,7 @@ def _pretrain(cfg: DemoConfig) -> dict:
     import numpy as np
 
     from scratchlm.config import ModelConfig, RunConfig, TrainConfig
-    from scratchlm.interop.tokenizer_files import load_tokenizer
+    from scratchlm.formats.tokenizer_files import load_tokenizer
     from scratchlm.train.perf import step_seconds
     from scratchlm.train.pretrain import pretrain
     from scratchlm.train.runlog import read_metrics
@@ -390,12 +391,8 @@ def _pretrain(cfg: DemoConfig) -> dict:
                 "device": "cpu",
             },
         }
-        pretrain(
-            RunConfig.from_dict(settings),
-            run,
-            show_progress=cfg.show_progress,
-            command=_command(cfg, "pretrain"),
-        )
+        pretrain(RunConfig.from_dict(settings), run, show_progress=cfg.show_progress)
+        write_report_safely(run, _command(cfg, "pretrain"))
     records = read_metrics(run)
     evals = [r for r in records if "val_loss" in r]
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines() if line.strip()]
@@ -412,8 +409,9 @@ def _pretrain(cfg: DemoConfig) -> dict:
 
 
 def _classify(cfg: DemoConfig) -> dict:
+    from scratchlm.config import compose
     from scratchlm.data.stdlib import AREAS, area_examples
-    from scratchlm.finetune.classify import ClassifyConfig, finetune_classifier
+    from scratchlm.finetune.classify import finetune_classifier
 
     base = _need(cfg.out / "pretrain", "pretrain")
     run = cfg.out / "classify"
@@ -435,27 +433,24 @@ def _classify(cfg: DemoConfig) -> dict:
         epoch_s = steps_per_epoch * _step_estimate(cfg) * STEP_COST["classify"]
         epochs = int(min(12, max(1, budget * 0.85 // epoch_s)))  # the rest: evaluations and the test
         cfg.say(f"docstrings by area: {n_train} train; {epochs} epochs fit in {budget / 60:.1f} min")
-        settings = ClassifyConfig(
-            model=str(base),
-            data=str(files["train"]),
-            val=str(files["val"]),
-            test=str(files["test"]),
-            text_field="1",
-            labels=tuple(sorted(AREAS)),
-            label_field="0",
-            train_layers="all",
-            epochs=epochs,
-            batch_size=16,
-            lr=5e-4,
-            warmup_steps=20,
-            decay="cosine",
-            max_length=MODEL["context_length"],
-            seed=cfg.seed,
-            device="cpu",
-        )
-        result = finetune_classifier(
-            settings, run, show_progress=cfg.show_progress, command=_command(cfg, "classify")
-        )
+        settings = {
+            "classify": {
+                "data": str(files["train"]),
+                "val": str(files["val"]),
+                "test": str(files["test"]),
+                "text_field": "1",
+                "label_field": "0",
+                "labels": sorted(AREAS),
+                "train_layers": "all",
+                "epochs": epochs,
+                "max_length": MODEL["context_length"],
+            },
+            "train": {"init": str(base), "batch_size": 16, "lr": 5e-4, "warmup_steps": 20, "decay": "cosine"}
+            | {"seed": cfg.seed, "device": "cpu"},
+        }
+        outcome = finetune_classifier(compose("classify", settings), run, show_progress=cfg.show_progress)
+        write_report_safely(run, _command(cfg, "classify"))
+        result = outcome.result
     test = result["test"]
     labels = result["labels"]
     chance = 1 / len(labels)
@@ -482,53 +477,46 @@ def _step_estimate(cfg: DemoConfig) -> float:
 
 
 def _instruct(cfg: DemoConfig) -> dict:
-    from scratchlm.config import GenerateConfig
+    from scratchlm.config import compose
     from scratchlm.data.stdlib import qa_pairs
-    from scratchlm.data.templates import alpaca_messages
-    from scratchlm.finetune.instruct import InstructConfig, Splits, book_train_config, finetune_instruct
-    from scratchlm.finetune.lora import LoRAConfig
+    from scratchlm.files import write_json
+    from scratchlm.finetune.instruct import finetune_instruct
 
     base = _need(cfg.out / "pretrain", "pretrain")
     run = cfg.out / "instruct"
     result = _finished(cfg, run)
     if result is None:
         qa = qa_pairs()
-        splits = Splits(
-            *[
-                [
-                    alpaca_messages(p["instruction"], p["input"], p["output"])
-                    for p in qa[s][: cfg.max_examples]
-                ]
-                for s in ("train", "val", "test")
-            ]
-        )
+        files = {}
+        for split in ("train", "val", "test"):
+            files[split] = cfg.out / "data" / f"questions-{split}.json"
+            write_json(files[split], qa[split][: cfg.max_examples])
+        counts = {split: len(qa[split][: cfg.max_examples]) for split in files}
         budget = cfg.minutes * 60 * SHARES["instruct"]
         step_s = _step_estimate(cfg) * STEP_COST["instruct"]
         steps = max(10, int(budget * 0.8 / step_s))  # the rest: evaluations and answering the test questions
-        cfg.say(
-            f"{len(splits.train)} questions to learn from, {len(splits.test)} held out; {steps} LoRA steps"
-        )
-        settings = InstructConfig(
-            template="alpaca",
-            mask_prompt=True,
-            max_steps=steps,
-            max_test=min(40, cfg.max_examples or 40),
-            baseline=True,  # the pretrained model answers the same questions first: scores before and after
-            allowed_max_length=MODEL["context_length"],
-            generate=GenerateConfig(max_new_tokens=32),
-        )
-        train_cfg = book_train_config(lr=2e-3, batch_size=16, seed=cfg.seed, device="cpu", log_interval=10)
-        lora = LoRAConfig(rank=16, alpha=32, targets=("qkv", "out_proj", "ff_in", "ff_out"))
-        result = finetune_instruct(
-            base,
-            splits,
-            run,
-            settings,
-            train_cfg,
-            lora,
-            show_progress=cfg.show_progress,
-            command=_command(cfg, "instruct"),
-        )
+        cfg.say(f"{counts['train']} questions to learn from, {counts['test']} held out; {steps} LoRA steps")
+        settings = {
+            "instruct": {
+                "data": str(files["train"]),
+                "val": str(files["val"]),
+                "test": str(files["test"]),
+                "split_seed": None,  # the train file as it is: the split is the data's own
+                "template": "alpaca",
+                "mask_prompt": True,
+                "max_test": min(40, cfg.max_examples or 40),
+                "baseline": True,  # the pretrained model answers the same questions first: before/after
+                "max_length": MODEL["context_length"],
+            },
+            "generate": {"max_new_tokens": 32},
+            "lora": {"rank": 16, "alpha": 32, "targets": ["qkv", "out_proj", "ff_in", "ff_out"]},
+            # betas (0.9, 0.95) and validation every 100 steps: this demo's recipe since it was measured
+            "train": {"init": str(base), "max_steps": steps, "lr": 2e-3, "batch_size": 16, "beta2": 0.95}
+            | {"eval_interval": 100, "log_interval": 10, "seed": cfg.seed, "device": "cpu"},
+        }
+        outcome = finetune_instruct(compose("instruct", settings), run, show_progress=cfg.show_progress)
+        write_report_safely(run, _command(cfg, "instruct"))
+        result = outcome.result
     scores = {"response_ppl": result.get("test_response_ppl", {})}
     for key in ("rouge_l", "first_clause_match", "exact_match"):
         scores[key] = {"before": (result.get("before") or {}).get(key), "after": result.get(key)}
@@ -564,8 +552,8 @@ def _chat(cfg: DemoConfig) -> dict:
     from scratchlm.config import GenerateConfig
     from scratchlm.data.stdlib import qa_pairs
     from scratchlm.data.templates import load_template
-    from scratchlm.generate.chat import ChatSession
-    from scratchlm.interop.model_files import load_model
+    from scratchlm.formats.model_files import load_model
+    from scratchlm.serve.chat import ChatSession
 
     model_dir = _need(cfg.out / "instruct" / "model", "instruct")
     model, tokenizer = load_model(model_dir)

@@ -92,19 +92,14 @@ def write_report_safely(run_dir: str | Path, command: str | None = None) -> tupl
 
 
 def detect_kind(run: Path) -> str:
-    """pretrain, classify, instruct, or "run" for any other directory with a metrics.jsonl."""
-    if (run / "finetune_config.json").is_file():
-        return "instruct"
+    """The `kind` its config.json names (pretrain, classify, instruct), or "run" for any other directory
+    with a metrics.jsonl."""
     config = _read(run / "config.json")
-    if isinstance(config, dict) and config.get("format") == "scratchlm-finetune-classify":
-        return "classify"
-    if isinstance(config, dict) and {"model", "data", "train"} <= set(config):
-        return "pretrain"
+    if isinstance(config, dict) and config.get("kind") in KINDS:
+        return config["kind"]
     if (run / "metrics.jsonl").is_file():
         return "run"
-    raise ScratchLMError(
-        f"{run}: not a run directory (no metrics.jsonl, config.json or finetune_config.json)"
-    )
+    raise ScratchLMError(f"{run}: not a run directory (no metrics.jsonl or config.json)")
 
 
 def record_command(run: Path, command: str) -> None:
@@ -129,7 +124,7 @@ def build_sections(run: Path, kind: str) -> list[Section]:
     result = _read(run / "eval.json") or {}
     if kind == "instruct" and result and not result.get("judge"):
         result["judge"] = judge_of(_read(run / "responses.json") or [])
-    config = _read(run / ("finetune_config.json" if kind == "instruct" else "config.json"))
+    config = _read(run / "config.json")
     config = config if isinstance(config, dict) else {}
     beside_its_table = ("confusion.png",) if kind == "classify" and result else ()
     sections: list[Section] = [
@@ -233,8 +228,10 @@ def reproduce(run: Path, kind: str) -> list[Block]:
         then = ", then those that continued it:" if len(commands) > 1 else ":"
         return [f"The command that made this run{then}", Code("\n".join(commands))]
     blocks: list[Block] = ["No command was recorded (the run was started from Python)."]
-    if kind == "pretrain":  # config.json is the whole RunConfig, and JSON is YAML
-        blocks += ["The same settings:", Code(f"scratchlm pretrain --config {run}/config.json --out NEW_RUN")]
+    command = {"pretrain": "pretrain", "classify": "finetune classify", "instruct": "finetune instruct"}
+    if kind in command:  # config.json is the whole RunConfig, and JSON is YAML
+        line = f"scratchlm {command[kind]} --config {run}/config.json --out NEW_RUN"
+        blocks += ["The same settings:", Code(line)]
     return blocks
 
 
@@ -354,14 +351,13 @@ def data_fingerprint(run: Path, kind: str, config: dict, result: dict) -> list[B
     """What the run read, as it recorded it: the tokenizer's fingerprint, the inputs with their sizes now,
     a shard directory's meta.json with the shards' SHA-256s (nothing big is hashed here)."""
     rows = tokenizer_rows(run)
+    task = config.get(kind) or {}
     if kind in ("classify", "instruct"):
-        rows.append(["base model", str(config.get("model"))])
-    if kind == "classify":
+        rows.append(["base model", str((config.get("train") or {}).get("init"))])
         rows += [
-            [f"{name} table", _file_size(config[name])]
-            for name in ("data", "val", "test")
-            if config.get(name)
+            [f"{name} file", _file_size(task[name])] for name in ("data", "val", "test") if task.get(name)
         ]
+    if kind == "classify":
         for split, counts in result.get("examples", {}).items():
             rows.append([f"{split} examples", ", ".join(f"{y} {n:,}" for y, n in counts.items())])
     if kind == "instruct" and result.get("examples"):
@@ -378,7 +374,7 @@ def data_fingerprint(run: Path, kind: str, config: dict, result: dict) -> list[B
 
 def tokenizer_rows(run: Path) -> list[list[str]]:
     """Name, vocabulary size and fingerprint of the tokenizer saved with the run (or with its model)."""
-    from scratchlm.interop.tokenizer_files import has_tokenizer, load_tokenizer
+    from scratchlm.formats.tokenizer_files import has_tokenizer, load_tokenizer
 
     for where in (run / "tokenizer", run / "model"):
         if where.is_dir() and has_tokenizer(where):

@@ -16,7 +16,7 @@ import torch
 
 from scratchlm.config import tiny
 from scratchlm.data.templates import get_template, save_template
-from scratchlm.interop.model_files import save_model
+from scratchlm.formats.model_files import save_model
 from scratchlm.model import GPT
 
 

@@ -19,8 +19,9 @@ def trained_run(tmp_path_factory):
     base = save_base(tmp / "base")
     data = write_tsv(tmp / "kw.tsv", keyword_rows(80))
     argv = ["finetune", "classify", "--model", str(base), "--data", data, "--out", str(tmp / "run")]
-    argv += ["--text-field", "1", "--label-field", "0", "--train-layers", "all", "--lr", "5e-3"]
-    argv += ["--batch-size", "16", "--epochs", "8", "--decay", "cosine", "--device", "cpu", "-q"]
+    argv += ["--classify.text_field", "1", "--classify.label_field", "0", "--train-layers", "all"]
+    argv += ["--lr", "5e-3", "--batch-size", "16", "--epochs", "8", "--train.decay", "cosine"]
+    argv += ["--device", "cpu", "-q"]
     return tmp, main(argv)
 
 
@@ -71,13 +72,15 @@ def test_classify_reads_a_column_of_a_jsonl_file(trained_run, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--split", "0.7,0.3"], "three comma-separated fractions"),
-        (["--label-field", "label"], "no column 'label'"),
-        (["--max-length", "500"], "longer than the model's context length"),
+        (["--classify.split", "0.7,0.3"], "three fractions train,val,test"),
+        (["--classify.label_field", "label"], "no column 'label'"),
+        (["--classify.max_length", "500"], "longer than the model's context length"),
         (["--train-layers", "top"], "head, last-N"),
-        (["--lora-rank", "2", "--lora-targets", "qkv,head"], "leave 'head' out"),
-        (["--balance", "weights", "--data", "EMPTY"], "no rows"),
+        (["--lora-rank", "2", "--lora.targets", "qkv,head"], "leave 'head' out"),
+        (["--classify.balance", "weights", "--data", "EMPTY"], "no rows"),
         (["--data", "ONECLASS"], "only one class"),
+        (["--classify.text_feld", "1"], "did you mean --classify.text_field?"),
+        (["--resume"], "no run to resume"),
     ],
 )
 def test_finetune_errors_are_one_line(trained_run, tmp_path, capsys, argv, message):
@@ -98,7 +101,7 @@ def test_finetune_errors_are_one_line(trained_run, tmp_path, capsys, argv, messa
         "-o",
         str(tmp_path / "r"),
     ]
-    assert main([*base, "--text-field", "1", "--label-field", "0", "-q", *argv]) == 2
+    assert main([*base, "--classify.text_field", "1", "--classify.label_field", "0", "-q", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("scratchlm: error: ") and err.count("\n") == 1 and message in err, err
 
@@ -132,5 +135,7 @@ def test_the_run_directory_is_not_overwritten(trained_run, capsys):
         "-o",
         str(tmp / "run"),
     ]
-    assert main([*argv, "--text-field", "1", "--label-field", "0", "-q"]) == 2
-    assert "already holds a fine-tuning run" in capsys.readouterr().err
+    assert main([*argv, "--classify.text_field", "1", "--classify.label_field", "0", "-q"]) == 2
+    assert "already holds a run: pass --resume" in capsys.readouterr().err
+    assert main([*argv, "--resume", "-q"]) == 2
+    assert "the run is finished" in capsys.readouterr().err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scratchlm.cli.main import main
-from scratchlm.interop.tokenizer_files import load_tokenizer
+from scratchlm.formats.tokenizer_files import load_tokenizer
 
 
 @pytest.mark.slow

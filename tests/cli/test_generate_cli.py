@@ -9,7 +9,7 @@ import torch
 
 from scratchlm.cli.main import main
 from scratchlm.config import tiny
-from scratchlm.interop.model_files import load_model, save_model
+from scratchlm.formats.model_files import load_model, save_model
 from scratchlm.model import GPT
 
 

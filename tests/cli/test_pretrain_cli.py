@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+
 import pytest
 
 from scratchlm.cli.main import main
-from scratchlm.cli.pretrain import load_config, parse_overrides
+from scratchlm.cli.run_args import add_run_arguments, run_config
+from scratchlm.errors import ScratchLMError
 
 
-def test_yaml_and_overrides(tmp_path):
+def parse(kind, argv):
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser, kind)
+    return run_config(parser.parse_args(argv), kind)
+
+
+def test_yaml_then_flags_then_aliases(tmp_path):
     (tmp_path / "c.yaml").write_text("model:\n  preset: tiny\ntrain:\n  lr: 1e-3\n  max_steps: 5\n")
-    cfg = load_config(
-        str(tmp_path / "c.yaml"), parse_overrides(["--train.max_steps", "7", "--data.inputs", "a"])
-    )
+    argv = ["-c", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "r"), "--train.max_steps", "7"]
+    cfg = parse("pretrain", [*argv, "--data.inputs", "a,b.txt", "--seed", "5"])
     assert cfg.model.n_layers == 4 and cfg.train.lr == 0.001 and cfg.train.max_steps == 7
-    assert cfg.data.inputs == ("a",)
+    assert cfg.data.inputs == ("a,b.txt",) and cfg.train.seed == 5  # paths are never split at commas
+    assert cfg.kind == "pretrain"
+
+
+def test_fine_tune_flags_compose_with_the_book_preset(tmp_path):
+    cfg = parse("classify", ["-o", str(tmp_path), "-m", "base", "-d", "spam.tsv", "--lora-rank", "4"])
+    assert cfg.train.init == "base" and cfg.classify.data == "spam.tsv"
+    assert cfg.lora.rank == 4 and cfg.lora.alpha == 8 and cfg.classify.train_layers == "lora"
+    assert cfg.train.beta2 == 0.999 and cfg.train.seed == 123
+    cfg = parse("instruct", ["-o", str(tmp_path), "-m", "base", "-d", "q.json", "--lora-rank", "8"])
+    assert cfg.train.lr == 5e-4 and cfg.kind == "instruct"
+    cfg = parse("instruct", ["-o", str(tmp_path), "-m", "base", "--mask-prompt"])
+    assert cfg.train.lr == 5e-5 and cfg.instruct.mask_prompt is True and cfg.lora is None
+    cfg = parse("instruct", ["-o", str(tmp_path), "-m", "base", "--lora.targets", "qkv,head"])
+    assert cfg.train.lr == 5e-4 and cfg.lora.targets == ("qkv", "head")
+
+
+def test_resume_reads_the_runs_config_and_checks_its_kind(tmp_path):
+    saved = parse("classify", ["-o", str(tmp_path), "-m", "base", "--lr", "0.01"])
+    (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))
+    cfg = parse("classify", ["-o", str(tmp_path), "--resume", "--train.max_steps", "9"])
+    assert cfg.train.lr == 0.01 and cfg.train.max_steps == 9 and cfg.train.init == "base"
+    with pytest.raises(ScratchLMError, match="is a classify run: it cannot be resumed as instruct"):
+        parse("instruct", ["-o", str(tmp_path), "--resume"])
 
 
 @pytest.mark.parametrize(
@@ -23,8 +55,9 @@ def test_yaml_and_overrides(tmp_path):
         ([], None, "no training data"),
         (["--train.lr", "fast"], None, "TrainConfig.lr must be a number"),
         (["--optim.lr", "1"], None, "unknown section"),
-        (["--train.batchsize", "1"], None, "unknown setting"),
-        (["--train.lr"], None, "needs a value"),
+        (["--train.batchsize", "1"], None, "did you mean --train.batch_size?"),
+        (["--train.lr"], None, "expected one argument"),
+        (["--bogus"], None, "unrecognized argument --bogus"),
         ([], "model: [1, 2", "not valid YAML"),
         (["--data.inputs", "/no/such.txt"], None, "no such file or directory"),
         (["--model.emb_dim", "100", "--model.n_heads", "3"], None, "not divisible"),

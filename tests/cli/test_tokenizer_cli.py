@@ -11,7 +11,7 @@ import pytest
 from scratchlm.cli.main import main
 from scratchlm.cli.tokenizer import parse_ids, render_tokens
 from scratchlm.errors import ScratchLMError
-from scratchlm.interop.tokenizer_files import load_tokenizer
+from scratchlm.formats.tokenizer_files import load_tokenizer
 
 
 @pytest.fixture(scope="module")

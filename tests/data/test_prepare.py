@@ -15,7 +15,7 @@ from scratchlm.data import prepare
 from scratchlm.data.prepare import find_documents, prepare_shards, split_documents
 from scratchlm.data.shards import check_shards
 from scratchlm.errors import ScratchLMError
-from scratchlm.interop.tokenizer_files import load_tokenizer
+from scratchlm.formats.tokenizer_files import load_tokenizer
 from scratchlm.tokenizer import Tokenizer
 from scratchlm.tokenizer.corpus import expand_inputs
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from scratchlm.config import JudgeConfig
 from scratchlm.data.templates import format_input
 from scratchlm.eval.judge import (
-    JudgeConfig,
     JudgeError,
     chat_completion,
     judge_prompt,

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from scratchlm.config import TrainConfig, tiny
+from scratchlm.config import RunConfig, TrainConfig, compose, tiny
 from scratchlm.data.classification import (
     ClassificationBatches,
     class_weights,
@@ -25,20 +25,19 @@ from scratchlm.data.classification import (
     undersample,
 )
 from scratchlm.errors import ScratchLMError
-from scratchlm.finetune.classifier import Classifier, predict_logits
 from scratchlm.finetune.classify import (
-    ClassifyConfig,
     classification_loss,
     finetune_classifier,
     prepare_classifier,
     trainable_prefixes,
 )
 from scratchlm.finetune.classify_metrics import classification_report, confusion_matrix, format_report
-from scratchlm.finetune.lora import LoRAConfig
-from scratchlm.interop.model_files import load_classifier, load_model, save_model
+from scratchlm.formats.model_files import load_classifier, load_model, save_model
+from scratchlm.generate.classifier import Classifier
 from scratchlm.interop.peft import load_peft_adapter
 from scratchlm.model import GPT
 from scratchlm.model.heads import add_classifier_head, classify_logits
+from scratchlm.model.lora import LoRAConfig
 from scratchlm.tokenizer import WordTokenizer
 from scratchlm.train.loop import train
 from scratchlm.train.optim import build_optimizer
@@ -121,15 +120,6 @@ def test_classifier_head_replaces_and_unties_the_vocabulary_head():
     again = add_classifier_head(tiny_gpt(vocab_size=100), 4, torch.Generator().manual_seed(1))
     assert torch.equal(again.out_head.weight, model.out_head.weight)  # the seed alone decides the head
     assert model(torch.tensor([[1, 2, 3]])).shape == (1, 3, 4)
-
-
-def test_predict_logits_keeps_the_input_order():
-    model = add_classifier_head(tiny_gpt(vocab_size=100), 2).eval()
-    rows = [[1, 2, 3, 4, 5], [6], [7, 8], [9, 10, 11]]
-    with torch.no_grad():
-        expected = torch.stack([model(torch.tensor([r]))[0, -1] for r in rows])
-    got = predict_logits(model, rows, pad_id=0, device="cpu", batch_size=3)
-    assert torch.allclose(got, expected, atol=1e-5)
 
 
 # ---- splits, balancing, batches -------------------------------------------------------------------------
@@ -277,23 +267,40 @@ def test_freeze_policies_train_only_what_they_say(policy):
         assert any(n.endswith("lora_A") for n in trainable) and report["share"] < 0.5
 
 
-def test_lora_on_the_class_head_is_refused():
+def test_lora_on_the_class_head_is_refused(tmp_path, base_dir):
+    data = write_tsv(tmp_path / "kw.tsv", keyword_rows(10))
+    head = {"rank": 2, "targets": ["qkv", "head"]}
     with pytest.raises(ScratchLMError, match="leave 'head' out"):
-        ClassifyConfig(model="m", data="d", train_layers="lora", lora=LoRAConfig(targets=("qkv", "head")))
-    with pytest.raises(ScratchLMError, match="need train_layers 'lora'"):
-        ClassifyConfig(model="m", data="d", train_layers="all", lora=LoRAConfig())
+        finetune_classifier(classify_config(base_dir, data, lora=head), tmp_path / "a")
+    with pytest.raises(ScratchLMError, match=r"need classify\.train_layers 'lora'"):
+        finetune_classifier(classify_config(base_dir, data, train_layers="all", lora={}), tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused before any file
 
 
 # ---- end to end -------------------------------------------------------------------------------------------
 FAST = dict(train_layers="all", lr=5e-3, batch_size=16, epochs=8, decay="cosine", device="cpu")
+TRAIN_KEYS = {"lr", "batch_size", "decay", "device", "warmup_steps", "seed"}
+
+
+def classify_config(base_dir, data, lora: dict | None = None, **settings) -> RunConfig:
+    """The run config of a classifier of `data` from `base_dir` (the book's preset, these settings over
+    it; the table's columns are label then text)."""
+    train = {key: settings.pop(key) for key in list(settings) if key in TRAIN_KEYS}
+    sections = {
+        "train": {"init": base_dir, **train},
+        "classify": {"data": data, "text_field": "1", "label_field": "0", **settings},
+    }
+    if lora is not None:
+        sections["lora"] = lora
+    return compose("classify", sections)
 
 
 @pytest.fixture(scope="module")
 def keyword_run(tmp_path_factory, base_dir):
     tmp = tmp_path_factory.mktemp("keyword")
     data = write_tsv(tmp / "kw.tsv", keyword_rows(80))
-    cfg = ClassifyConfig(model=base_dir, data=data, text_field="1", label_field="0", **FAST)
-    return tmp / "run", finetune_classifier(cfg, tmp / "run", show_progress=False)
+    outcome = finetune_classifier(classify_config(base_dir, data, **FAST), tmp / "run", show_progress=False)
+    return tmp / "run", outcome.result
 
 
 def test_tiny_gpt_learns_a_keyword_task(keyword_run):
@@ -325,12 +332,11 @@ def test_saved_classifier_loads_back_and_predicts(keyword_run):
 
 def test_lora_run_saves_a_merged_model_and_a_reloadable_adapter(tmp_path, base_dir):
     data = write_tsv(tmp_path / "kw.tsv", keyword_rows(12))
-    cfg = ClassifyConfig(
-        model=base_dir, data=data, text_field="1", label_field="0",
-        **{**FAST, "epochs": 2, "train_layers": "lora"},
-        lora=LoRAConfig(rank=2, alpha=4, targets=("qkv", "ff_in")), balance="weights",
-    )  # fmt: skip
-    result = finetune_classifier(cfg, tmp_path / "run", show_progress=False)
+    lora = {"rank": 2, "alpha": 4, "targets": ["qkv", "ff_in"]}
+    cfg = classify_config(
+        base_dir, data, lora, **{**FAST, "epochs": 2, "train_layers": "lora"}, balance="weights"
+    )
+    result = finetune_classifier(cfg, tmp_path / "run", show_progress=False).result
     assert 0 < result["parameters"]["share"] < 0.5
     adapter = tmp_path / "run" / "adapter"
     assert (adapter / "adapter_config.json").is_file()
@@ -350,11 +356,8 @@ def test_undersampling_balances_only_the_training_split(tmp_path, base_dir):
     tech = [r for r in keyword_rows(30) if r[0] == "tech"]
     rows = [r for r in keyword_rows(30) if r[0] != "tech"] + tech[:12]
     data = write_tsv(tmp_path / "kw.tsv", rows)
-    cfg = ClassifyConfig(
-        model=base_dir, data=data, text_field="1", label_field="0", balance="undersample",
-        train_layers="head", epochs=1, device="cpu",
-    )  # fmt: skip
-    result = finetune_classifier(cfg, tmp_path / "run", show_progress=False)
+    cfg = classify_config(base_dir, data, balance="undersample", train_layers="head", epochs=1, device="cpu")
+    result = finetune_classifier(cfg, tmp_path / "run", show_progress=False).result
     assert len(set(result["examples"]["train"].values())) == 1
     assert result["examples"]["test"]["tech"] < result["examples"]["test"]["food"]
 
@@ -365,13 +368,13 @@ def test_undersampling_balances_only_the_training_split(tmp_path, base_dir):
         ([("ham", "a b")] * 20, {}, "only one class"),
         (None, {"label_field": "label"}, "no column 'label'"),
         (None, {"max_length": 99}, "longer than the model's context length 32"),
-        (None, {"labels": ("food", "sports")}, "not among the classes"),
+        (None, {"labels": ["food", "sports"]}, "not among the classes"),
         ([("a", "x y"), ("b", "y z")], {}, "split of .* is empty"),
         (None, {"train_layers": "last-3"}, "only 2 blocks"),
     ],
 )
 def test_clear_errors(tmp_path, base_dir, rows, changes, message):
     data = write_tsv(tmp_path / "d.tsv", rows or keyword_rows(10))
-    settings_ = {"text_field": "1", "label_field": "0", "device": "cpu", **changes}
     with pytest.raises(ScratchLMError, match=message):
-        finetune_classifier(ClassifyConfig(model=base_dir, data=data, **settings_), tmp_path / "run")
+        finetune_classifier(classify_config(base_dir, data, device="cpu", **changes), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # a refused run leaves no directory behind

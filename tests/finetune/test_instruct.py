@@ -9,19 +9,20 @@ import json
 import pytest
 import torch
 
-from scratchlm.config import GenerateConfig, TrainConfig
+from scratchlm.config import GenerateConfig, RunConfig, compose
 from scratchlm.data.instructions import read_conversations
 from scratchlm.data.templates import get_template, load_template
 from scratchlm.errors import ScratchLMError
 from scratchlm.eval.metrics import text_scores
-from scratchlm.finetune.instruct import InstructConfig, finetune_instruct, generate_responses, load_splits
-from scratchlm.finetune.lora import LoRAConfig, merge_lora
-from scratchlm.interop.model_files import load_model
+from scratchlm.finetune.instruct import finetune_instruct, generate_responses, load_splits
+from scratchlm.formats.model_files import load_model
 from scratchlm.interop.peft import load_peft_adapter
+from scratchlm.model.lora import merge_lora
 from scratchlm.train.runlog import read_metrics
 from tests.instruct_data import synthetic_records, tiny_model_dir, write_records
 
 SPLIT = (0.7, 0.15, 0.15)
+GENERATE = GenerateConfig(max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +35,24 @@ def data_file(tmp_path_factory):
     return write_records(tmp_path_factory.mktemp("data") / "data.json", synthetic_records(80))
 
 
-def run(model_dir, data_file, out, lora=None, **instruct) -> dict:
-    splits = load_splits(data_file, fractions=SPLIT, seed=0)
-    cfg = InstructConfig(
-        **{"max_steps": 40, "generate": GenerateConfig(max_new_tokens=12), "eval_batch_size": 16, **instruct}
-    )
-    train_cfg = TrainConfig(lr=3e-3, min_lr=3e-4, warmup_steps=0, batch_size=8, eval_interval=10, seed=0)
-    return finetune_instruct(model_dir, splits, out, cfg, train_cfg, lora=lora, show_progress=False)
+def instruct_config(model_dir, data_file, lora=None, train=None, model=None, **instruct) -> RunConfig:
+    """The book's preset with this test's settings: 40 steps of a tiny model, the split seeded."""
+    sections = {
+        "train": {"init": str(model_dir), "max_steps": 40, "lr": 3e-3, "min_lr": 3e-4, "batch_size": 8}
+        | {"eval_interval": 10, "seed": 0, **(train or {})},
+        "instruct": {"data": str(data_file), "split": list(SPLIT), "split_seed": 0, "eval_batch_size": 16}
+        | instruct,
+        "generate": {"max_new_tokens": 12},
+        "model": model or {},
+    }
+    if lora is not None:
+        sections["lora"] = lora
+    return compose("instruct", sections)
+
+
+def run(model_dir, data_file, out, lora=None, **settings) -> dict:
+    cfg = instruct_config(model_dir, data_file, lora, **settings)
+    return finetune_instruct(cfg, out, show_progress=False).result
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +66,7 @@ def test_validation_loss_falls_and_the_run_directory_is_complete(full_run):
     vals = [r["val_loss"] for r in read_metrics(out) if "val_loss" in r]
     assert vals[0] > 1.5 * min(vals)  # step 0 is the base model
     assert result["best_val_loss"] == min(vals)
-    assert {"metrics.jsonl", "loss.png", "responses.json", "eval.json", "finetune_config.json"} <= {
+    assert {"metrics.jsonl", "loss.png", "responses.json", "eval.json", "config.json", "baseline.json"} <= {
         p.name for p in out.iterdir()
     }
     saved = json.loads((out / "eval.json").read_text())
@@ -82,15 +94,14 @@ def test_saved_model_carries_its_template_and_answers_like_the_run(full_run, dat
     template = load_template(out / "model")
     assert template == get_template("alpaca")
     test = load_splits(data_file, fractions=SPLIT, seed=0).test
-    cfg = InstructConfig(generate=GenerateConfig(max_new_tokens=12), eval_batch_size=16)
-    replies = generate_responses(model, tokenizer, template, [c[:-1] for c in test], cfg)
+    replies = generate_responses(model, tokenizer, template, [c[:-1] for c in test], GENERATE, 16)
     assert replies == [r["response"] for r in json.loads((out / "responses.json").read_text())]
 
 
 def test_lora_with_masked_prompts_saves_an_adapter_that_rebuilds_the_merged_model(
     model_dir, data_file, tmp_path
 ):
-    lora = LoRAConfig(rank=4, alpha=8, targets=("qkv", "out_proj", "ff_in", "ff_out"))
+    lora = {"rank": 4, "alpha": 8, "targets": ["qkv", "out_proj", "ff_in", "ff_out"]}
     result = run(
         model_dir,
         data_file,
@@ -100,7 +111,7 @@ def test_lora_with_masked_prompts_saves_an_adapter_that_rebuilds_the_merged_mode
         mask_prompt=True,
         baseline=True,
         max_test=5,
-        dropout=0.2,  # the baseline still answers greedily: dropout off
+        model={"dropout": 0.2},  # the baseline still answers greedily: dropout off
     )
     assert 0 < result["trainable_parameters"]["share"] < 0.5
     assert result["test_response_ppl"]["after"] < result["test_response_ppl"]["before"]
@@ -120,8 +131,7 @@ def test_lora_with_masked_prompts_saves_an_adapter_that_rebuilds_the_merged_mode
     records = json.loads((tmp_path / "responses.json").read_text())
     base, tokenizer = load_model(model_dir)
     prompts = [c[:-1] for c in load_splits(data_file, fractions=SPLIT, seed=0).test[:5]]
-    cfg = InstructConfig(template="chatml", generate=GenerateConfig(max_new_tokens=12))
-    before = generate_responses(base, tokenizer, get_template("chatml"), prompts, cfg)
+    before = generate_responses(base, tokenizer, get_template("chatml"), prompts, GENERATE)
     assert len(records) == 5 and [r["response_before"] for r in records] == before
     scores = text_scores(before, [r["reference"] for r in records])
     assert result["before"] == {k: scores[k] for k in ("exact_match", "first_clause_match", "rouge_l")}
@@ -129,12 +139,8 @@ def test_lora_with_masked_prompts_saves_an_adapter_that_rebuilds_the_merged_mode
 
 def test_the_best_validation_weights_are_kept(model_dir, data_file, tmp_path):
     """A learning rate far too high makes every step worse than the base: the base weights come back."""
-    splits = load_splits(data_file, fractions=SPLIT, seed=0)
-    cfg = InstructConfig(max_steps=3, generate=GenerateConfig(max_new_tokens=2))
-    train_cfg = TrainConfig(
-        lr=1.0, min_lr=1.0, warmup_steps=0, decay="constant", eval_interval=1, batch_size=8
-    )
-    result = finetune_instruct(model_dir, splits, tmp_path, cfg, train_cfg, show_progress=False)
+    train = {"max_steps": 3, "lr": 1.0, "min_lr": 1.0, "decay": "constant", "eval_interval": 1}
+    result = run(model_dir, data_file, tmp_path, train=train)
     assert result["best_step"] == 0
     base, _ = load_model(model_dir)
     kept, _ = load_model(tmp_path / "model")
@@ -149,13 +155,9 @@ def test_given_splits_and_clear_errors(data_file, model_dir, tmp_path):
     with pytest.raises(ScratchLMError, match="already holds"):
         (tmp_path / "run").mkdir()
         (tmp_path / "run" / "metrics.jsonl").write_text("")
-        finetune_instruct(model_dir, splits, tmp_path / "run", show_progress=False)
+        run(model_dir, data_file, tmp_path / "run")
     with pytest.raises(ScratchLMError, match="longer than the model's context"):
-        finetune_instruct(
-            model_dir, splits, tmp_path / "r2", InstructConfig(allowed_max_length=999), show_progress=False
-        )
+        run(model_dir, data_file, tmp_path / "r2", max_length=999)
     with pytest.raises(ScratchLMError, match="train split is empty"):
-        short = load_splits(data_file, fractions=SPLIT, seed=0)
-        finetune_instruct(
-            model_dir, short, tmp_path / "r3", InstructConfig(allowed_max_length=8), show_progress=False
-        )
+        run(model_dir, data_file, tmp_path / "r3", max_length=8)
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()

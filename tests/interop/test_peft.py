@@ -11,10 +11,10 @@ from safetensors.torch import load_file, save_file
 
 from scratchlm.config import tiny
 from scratchlm.errors import ScratchLMError
-from scratchlm.finetune.lora import apply_lora, merge_lora
 from scratchlm.interop.hf import load_hf_gpt2, save_hf_gpt2
 from scratchlm.interop.peft import load_peft_adapter, save_peft_adapter
 from scratchlm.model import GPT
+from scratchlm.model.lora import apply_lora, merge_lora
 
 peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")

@@ -180,8 +180,8 @@ def test_concurrent_streams_are_batched(client, server):
 
 
 def test_a_classifier_answers_classify_only(tmp_path, trained):
-    from scratchlm.finetune.classifier import Classifier
-    from scratchlm.interop.model_files import save_classifier
+    from scratchlm.formats.model_files import save_classifier
+    from scratchlm.generate.classifier import Classifier
     from scratchlm.model.heads import add_classifier_head
     from scratchlm.serve.server import build_service
 

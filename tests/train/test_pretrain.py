@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from scratchlm.config import RunConfig
+from scratchlm.formats.checkpoint import latest_checkpoint, load_weights, verify
 from scratchlm.train import checkpoint as ckpt
 
 pytestmark = pytest.mark.slow
@@ -114,9 +115,9 @@ def test_kill_9_then_resume_continues_the_same_run(tmp_path, corpus):
     proc.wait()
     killed_at = max(losses(run))
     assert killed_at < STEPS, "the run finished before it could be killed"
-    # It resumes from the newest complete checkpoint before the kill (step 8, or 16 on a slow machine).
-    resume_from = int(ckpt.latest_checkpoint(run).name.removeprefix("step_"))
-    assert resume_from in (8, 16) and resume_from <= killed_at
+    # It resumes from the newest complete checkpoint before the kill: step 8, the improving eval at 12, or 16.
+    resume_from = int(latest_checkpoint(run).name.removeprefix("step_"))
+    assert resume_from in (8, 12, 16) and resume_from <= killed_at
     resumed = launch(config, run, "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     assert losses(run) == expected  # bit-identical floats, step for step
@@ -143,9 +144,9 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one(tmp_path, corpu
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert list((run / "checkpoints").glob(".tmp-*"))  # the half-written checkpoint
-    latest = ckpt.latest_checkpoint(run)
+    latest = latest_checkpoint(run)
     assert latest.name == "step_0000008"
-    ckpt.verify(latest)
+    verify(latest)
     resumed = launch(config, run, "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     assert not list((run / "checkpoints").glob(".tmp-*"))
@@ -158,8 +159,8 @@ def test_run_directory_explains_itself(tmp_path, corpus):
     from scratchlm.train.pretrain import pretrain
 
     cfg = RunConfig.from_dict({**SETTINGS, "data": {"inputs": [str(corpus)]}})
-    state = pretrain(cfg, tmp_path, show_progress=False)
-    assert state.step == STEPS
+    outcome = pretrain(cfg, tmp_path, show_progress=False)
+    assert outcome.state.step == STEPS and not outcome.stopped
     names = {p.name for p in tmp_path.iterdir()}
     assert {"config.json", "metrics.jsonl", "samples.jsonl", "tokenizer", "checkpoints"} <= names
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -170,7 +171,7 @@ def test_run_directory_explains_itself(tmp_path, corpus):
     assert all({"lr", "grad_norm", "tokens_per_s"} <= set(r) for r in steps)
     assert RunConfig.from_dict(json.loads((tmp_path / "config.json").read_text())) == cfg
     kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*"))
-    assert kept == ["step_0000008", "step_0000016", "step_0000024"]
+    assert kept == ["step_0000012", "step_0000016", "step_0000024"]  # 12: the best evaluation, kept
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert [s["step"] for s in samples] == [12, 24]
     for name in ("loss.png", "lr.png"):
@@ -190,11 +191,12 @@ def test_non_finite_steps_roll_back_with_a_lower_lr(tmp_path, corpus, monkeypatc
 
     monkeypatch.setattr(pretrain_module, "next_token_loss", flaky)
     cfg = RunConfig.from_dict({**SETTINGS, "data": {"inputs": [str(corpus)]}})
-    state = pretrain_module.pretrain(cfg, tmp_path, show_progress=False)
+    state = pretrain_module.pretrain(cfg, tmp_path, show_progress=False).state
     assert state.step == STEPS and state.lr_scale == 0.5
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     rollback = [r for r in records if r.get("event") == "rolled_back"]
-    assert len(rollback) == 1 and rollback[0]["to_step"] == 8
+    # back to the last checkpoint: the best evaluation, step 12
+    assert len(rollback) == 1 and rollback[0]["to_step"] == 12
     assert sum(1 for r in records if r.get("skipped")) == 3
 
 
@@ -207,7 +209,7 @@ def test_resume_refuses_another_architecture(tmp_path, corpus):
     other = RunConfig.from_dict(
         {**SETTINGS, "model": {**SETTINGS["model"], "n_layers": 3}, "data": {"inputs": [str(corpus)]}}
     )
-    with pytest.raises(ScratchLMError, match="another architecture"):
+    with pytest.raises(ScratchLMError, match=r"model\.n_layers is 3, the saved run's is 2"):
         pretrain(other, tmp_path, resume=True, show_progress=False)
     with pytest.raises(ScratchLMError, match="already holds a run"):
         pretrain(cfg, tmp_path, show_progress=False)
@@ -217,20 +219,24 @@ def test_continued_pretraining_from_a_model_directory(tmp_path, corpus):
     import torch
 
     from scratchlm.config import tiny
-    from scratchlm.interop.model_files import load_model, save_model
+    from scratchlm.errors import ScratchLMError
+    from scratchlm.formats.model_files import load_model, save_model
     from scratchlm.model import GPT
     from scratchlm.train.pretrain import pretrain
 
     torch.manual_seed(0)
     start = GPT(tiny(n_layers=1, emb_dim=32, n_heads=2, context_length=32, qkv_bias=True))
     save_model(start, tmp_path / "init")
-    settings = {**SETTINGS, "data": {"inputs": [str(corpus)]}}
+    # The architecture comes from the weights: the model section may set dropout only.
+    settings = {**SETTINGS, "model": {"dropout": 0.1}, "data": {"inputs": [str(corpus)]}}
     settings["train"] = {
         **SETTINGS["train"],
         "max_steps": 4,
         "init": str(tmp_path / "init"),
         "eval_interval": 4,
     }
+    with pytest.raises(ScratchLMError, match=r"model\.emb_dim is 64, but .* has 32"):
+        pretrain(RunConfig.from_dict({**settings, "model": SETTINGS["model"]}), tmp_path / "x")
     cfg = RunConfig.from_dict(settings)
     pretrain(cfg, tmp_path / "run", show_progress=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
@@ -243,7 +249,7 @@ def test_continued_pretraining_from_a_model_directory(tmp_path, corpus):
         resume=True,
         show_progress=False,
     )
-    assert ckpt.latest_checkpoint(tmp_path / "run").name == "step_0000006"
+    assert latest_checkpoint(tmp_path / "run").name == "step_0000006"
 
 
 def test_two_process_ddp_matches_one_process_at_the_same_global_batch(tmp_path, corpus):
@@ -291,7 +297,7 @@ def test_compiled_training_matches_eager(tmp_path, corpus):
     assert sorted(a) == sorted(b) == [1, 2, 3, 4]
     assert max(abs(a[s] - b[s]) for s in a) <= 1e-4
     # the checkpoint holds plain weight names (no torch.compile wrapper prefix)
-    ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / "compiled"), _model(_short(corpus)))
+    ckpt.load_checkpoint(latest_checkpoint(tmp_path / "compiled"), _model(_short(corpus)))
 
 
 def _model(cfg: RunConfig):
@@ -304,7 +310,7 @@ def test_fp16_run_scales_the_loss_and_resumes_the_scale(tmp_path, corpus):
     from scratchlm.train.pretrain import pretrain
 
     pretrain(_short(corpus, precision="fp16", max_steps=2), tmp_path / "run", show_progress=False)
-    state = json.loads((ckpt.latest_checkpoint(tmp_path / "run") / "state.json").read_text())
+    state = json.loads((latest_checkpoint(tmp_path / "run") / "state.json").read_text())
     assert state["grad_scaler"]["scale"] > 0
     pretrain(_short(corpus, precision="fp16"), tmp_path / "run", resume=True, show_progress=False)
     records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -318,14 +324,14 @@ def test_fp16_run_scales_the_loss_and_resumes_the_scale(tmp_path, corpus):
 def test_a_run_directory_is_a_model(tmp_path, corpus):
     import torch
 
-    from scratchlm.interop.model_files import load_model
+    from scratchlm.formats.model_files import load_model
     from scratchlm.train.pretrain import pretrain
 
     pretrain(_short(corpus), tmp_path / "run", show_progress=False)
     model, tokenizer = load_model(tmp_path / "run")
     best = json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())["checkpoint"]
     reference = _model(_short(corpus))
-    ckpt.load_weights(tmp_path / "run" / "checkpoints" / best, reference)
+    load_weights(tmp_path / "run" / "checkpoints" / best, reference)
     x = torch.randint(0, 100, (1, 8))
     with torch.no_grad():
         assert torch.equal(model(x), reference.eval()(x))
@@ -337,16 +343,17 @@ def test_continued_pretraining_with_lora(tmp_path, corpus):
     import torch
 
     from scratchlm.config import tiny
-    from scratchlm.finetune.lora import LoRALinear
-    from scratchlm.interop.model_files import load_model, save_model
+    from scratchlm.formats.model_files import load_model, save_model
     from scratchlm.interop.peft import load_peft_adapter
     from scratchlm.model import GPT
+    from scratchlm.model.lora import LoRALinear
     from scratchlm.train.pretrain import pretrain
 
     torch.manual_seed(0)
     start = GPT(tiny(n_layers=2, emb_dim=32, n_heads=2, context_length=32))
     save_model(start, tmp_path / "init")
     settings = json.loads(json.dumps(SETTINGS))
+    settings["model"] = {"dropout": 0.1}
     settings["data"] = {"inputs": [str(corpus)]}
     settings["train"].update(
         max_steps=6, eval_interval=6, checkpoint_interval=3, init=str(tmp_path / "init"), lr=1e-2
@@ -368,4 +375,4 @@ def test_continued_pretraining_with_lora(tmp_path, corpus):
     # resume continues the LoRA run from its checkpoint
     settings["train"]["max_steps"] = 8
     pretrain(RunConfig.from_dict(settings), tmp_path / "run", resume=True, show_progress=False)
-    assert ckpt.latest_checkpoint(tmp_path / "run").name == "step_0000008"
+    assert latest_checkpoint(tmp_path / "run").name == "step_0000008"

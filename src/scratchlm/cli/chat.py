@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.data.templates import get_template, load_template
     from scratchlm.device import pick_device
     from scratchlm.errors import ScratchLMError
-    from scratchlm.generate.chat import ChatSession, describe
-    from scratchlm.interop.model_files import load_model
+    from scratchlm.formats.model_files import load_model
+    from scratchlm.serve.chat import ChatSession, describe
 
     model, tokenizer = load_model(args.model)
     if tokenizer is None:

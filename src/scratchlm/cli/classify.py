@@ -57,7 +57,7 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scratchlm.finetune.classifier import Classifier
+    from scratchlm.generate.classifier import Classifier
 
     if args.batch_size < 1:
         raise ScratchLMError(f"--batch-size must be at least 1, got {args.batch_size}")

@@ -15,7 +15,7 @@ from scratchlm.cli.text_input import add_text_flags, read_text
 from scratchlm.data.prepare import prepare_shards
 from scratchlm.data.shards import check_shards, read_meta
 from scratchlm.errors import ScratchLMError
-from scratchlm.interop.tokenizer_files import load_tokenizer
+from scratchlm.formats.tokenizer_files import load_tokenizer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from scratchlm.cli.tokenizer import render_tokens, token_text
 from scratchlm.data.corpora import data_file, stdlib_files
 from scratchlm.errors import ScratchLMError
-from scratchlm.interop.tokenizer_files import save_tokenizer
+from scratchlm.formats.tokenizer_files import save_tokenizer
 from scratchlm.tokenizer import EOT, Tokenizer, WordTokenizer, train_bpe
 from scratchlm.tokenizer.stats import measure
 from scratchlm.tokenizer.train import available_core

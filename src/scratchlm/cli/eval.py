@@ -11,7 +11,7 @@ from scratchlm.errors import ScratchLMError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from scratchlm.cli.finetune_instruct import add_judge_arguments
+    from scratchlm.cli.options import add_judge_arguments
 
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     judge = verbs.add_parser(
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     judge.add_argument("--responses", "-r", required=True, help="responses.json")
     judge.add_argument("--out", "-o", help="write the records with their judge_score here (default: print)")
-    add_judge_arguments(judge, required=True)
+    add_judge_arguments(judge)
     judge.set_defaults(run=run_judge)
     metrics = verbs.add_parser("metrics", help="exact match and ROUGE-L of responses against references")
     metrics.add_argument("--responses", "-r", required=True, help="responses.json")
@@ -39,7 +39,7 @@ def read_responses(path: str) -> list[dict]:
 
 
 def run_judge(args: argparse.Namespace) -> int:
-    from scratchlm.cli.finetune_instruct import judge_config
+    from scratchlm.cli.options import judge_config
     from scratchlm.eval.judge import judge_responses
     from scratchlm.files import write_json
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from scratchlm.formats.model_files import load_model, save_model
+from scratchlm.formats.tokenizer_files import save_tokenizer
 from scratchlm.interop.hf import save_hf_gpt2
-from scratchlm.interop.model_files import load_model, save_model
-from scratchlm.interop.tokenizer_files import save_tokenizer
 from scratchlm.tokenizer import Tokenizer
 
 

@@ -1,158 +1,35 @@
-"""`scratchlm finetune instruct --model SPEC --data FILE --template alpaca|chatml|phi3 --out DIR`: instruction
-fine-tuning, fully or with LoRA, then responses for the test split and their evaluation."""
+"""`scratchlm finetune instruct --model SPEC --data FILE --out DIR [--section.key value ...]`: instruction
+fine-tuning, fully or with LoRA, then responses for the test split and their evaluation. The settings are
+`scratchlm.config.book_instruct`'s; the work is `scratchlm.finetune.instruct.finetune_instruct`."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from scratchlm.cli.finetune import add_lora_arguments, lora_config
-from scratchlm.errors import ScratchLMError
+from scratchlm.cli.run_args import add_run_arguments, run_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from scratchlm.data.templates import TEMPLATES
-
-    parser.add_argument("--model", "-m", required=True, help="model directory, run directory or Hub name")
-    parser.add_argument(
-        "--data", "-d", required=True, help="Alpaca JSON/JSONL (instruction, input, output) or chat JSONL"
+    add_run_arguments(parser, "instruct")
+    parser.epilog = (
+        "Defaults are the book's chapter 7 (scratchlm.config.book_instruct): lr 5e-5, or 5e-4 with "
+        "--lora-rank. Examples: --instruct.split 0.8,0.1,0.1 --instruct.max_length 512 --lora.alpha 32."
     )
-    parser.add_argument("--val-data", help="validation file (default: split from --data)")
-    parser.add_argument("--test-data", help="test file (default: split from --data)")
-    parser.add_argument(
-        "--split", default="0.85,0.05,0.10", help="train,val,test fractions of --data (the book's 85/5/10)"
-    )
-    parser.add_argument(
-        "--split-seed", default="123", help="shuffle before splitting; 'none' keeps the file order"
-    )
-    parser.add_argument("--template", "-t", default="alpaca", choices=list(TEMPLATES))
-    parser.add_argument("--out", "-o", required=True, help="the run directory")
-    parser.add_argument(
-        "--mask-prompt", action="store_true", help="learn only the responses (the prompt's targets are -100)"
-    )
-    parser.add_argument(
-        "--allowed-max-length", type=int, default=None, help="truncate examples (default: the context)"
-    )
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides --epochs)")
-    parser.add_argument("--batch-size", "-b", type=int, default=8)
-    parser.add_argument("--grad-accum-steps", type=int, default=1)
-    parser.add_argument(
-        "--lr", type=float, default=None, help="learning rate (default 5e-5, the book's; 5e-4 with LoRA)"
-    )
-    parser.add_argument("--weight-decay", type=float, default=0.1)
-    parser.add_argument("--warmup-steps", type=int, default=0)
-    parser.add_argument("--decay", choices=["constant", "cosine", "linear"], default="constant")
-    parser.add_argument("--dropout", type=float, default=0.0)
-    parser.add_argument(
-        "--eval-interval", type=int, default=50, help="validate every N steps (and at the end)"
-    )
-    parser.add_argument("--log-interval", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=123)
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="per test response")
-    parser.add_argument("--max-test", type=int, default=None, help="generate for at most N test examples")
-    parser.add_argument(
-        "--baseline",
-        action="store_true",
-        help="also answer the test split with the base model, to score exact match and ROUGE-L before/after",
-    )
-    parser.add_argument("--eval-batch-size", type=int, default=8)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
-    add_lora_arguments(parser)
-    add_judge_arguments(parser)
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
-def add_judge_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    """The LLM-judge options (`finetune instruct` and `eval judge`)."""
-    group = parser.add_argument_group("LLM judge (any OpenAI-compatible endpoint: Ollama, vLLM, llama.cpp)")
-    group.add_argument(
-        "--judge-url", required=required, help="API base URL, e.g. http://127.0.0.1:11434/v1 (Ollama)"
-    )
-    group.add_argument("--judge-model", required=required, help="the judge's model name, e.g. llama3")
-    group.add_argument("--judge-key", default=None, help="API key (sent as a Bearer token)")
-    group.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per request")
-    group.add_argument("--judge-retries", type=int, default=3)
-
-
-def judge_config(args: argparse.Namespace):
-    """The JudgeConfig the options describe, or None without --judge-url."""
-    if not args.judge_url:
-        if args.judge_model:
-            raise ScratchLMError("--judge-model needs --judge-url")
-        return None
-    if not args.judge_model:
-        raise ScratchLMError("--judge-url needs --judge-model")
-    from scratchlm.eval.judge import JudgeConfig
-
-    return JudgeConfig(
-        url=args.judge_url,
-        model=args.judge_model,
-        api_key=args.judge_key,
-        timeout=args.judge_timeout,
-        retries=args.judge_retries,
-    )
-
-
-def parse_split(text: str) -> tuple[float, float, float]:
-    try:
-        parts = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise ScratchLMError(f"--split {text!r}: expected three fractions such as 0.85,0.05,0.10") from None
-    if len(parts) != 3:
-        raise ScratchLMError(f"--split {text!r}: expected three fractions such as 0.85,0.05,0.10")
-    return parts  # type: ignore[return-value]
-
-
 def run(args: argparse.Namespace) -> int:
-    from scratchlm.config import GenerateConfig
-    from scratchlm.finetune.instruct import InstructConfig, book_train_config, finetune_instruct, load_splits
+    from scratchlm.finetune.instruct import finetune_instruct
+    from scratchlm.report import write_report_safely
 
-    lora = lora_config(args)
-    judge = judge_config(args)
-    seed = None if args.split_seed.lower() == "none" else int(args.split_seed)
-    splits = load_splits(args.data, args.val_data, args.test_data, parse_split(args.split), seed)
-    lr = args.lr if args.lr is not None else (5e-4 if lora else 5e-5)
-    train_cfg = book_train_config(
-        batch_size=args.batch_size,
-        grad_accum_steps=args.grad_accum_steps,
-        lr=lr,
-        min_lr=lr * 0.1,  # the floor of --decay cosine|linear
-        warmup_steps=args.warmup_steps,
-        decay=args.decay,
-        weight_decay=args.weight_decay,
-        eval_interval=args.eval_interval,
-        log_interval=args.log_interval,
-        seed=args.seed,
-        device=args.device,
-        precision=args.precision,
-    )
-    cfg = InstructConfig(
-        template=args.template,
-        mask_prompt=args.mask_prompt,
-        allowed_max_length=args.allowed_max_length,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        dropout=args.dropout,
-        max_test=args.max_test,
-        baseline=args.baseline,
-        eval_batch_size=args.eval_batch_size,
-        generate=GenerateConfig(max_new_tokens=args.max_new_tokens),
-    )
-    result = finetune_instruct(
-        args.model,
-        splits,
-        args.out,
-        cfg,
-        train_cfg,
-        lora=lora,
-        judge=judge,
-        show_progress=not args.quiet,
-        command=getattr(args, "command_line", None),
-    )
-    print(summary(result))
+    cfg = run_config(args, "instruct")
+    outcome = finetune_instruct(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
+    write_report_safely(args.out, args.command_line)
+    if outcome.stopped:
+        print(f"stopped at step {outcome.state.step:,}: --resume continues the run in {args.out}")
+        return 0
+    print(summary(outcome.result))
     return 0
 
 

@@ -10,8 +10,8 @@ import time
 from scratchlm.config import GenerateConfig
 from scratchlm.device import pick_device
 from scratchlm.errors import ScratchLMError
+from scratchlm.formats.model_files import load_model
 from scratchlm.generate.generate import stream_text
-from scratchlm.interop.model_files import load_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -57,7 +57,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((arg for arg in argv if not arg.startswith("-")), None)
     for name, (module, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        command = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         if name == chosen:
             importlib.import_module(module).add_arguments(command)
     return parser
@@ -66,12 +66,15 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "accepts_overrides", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.overrides = extra
-    args.command_line = "scratchlm " + shlex.join(argv)  # what a run records, to be reproduced
     try:
+        args, unknown = parser.parse_known_args(argv)
+        if unknown and getattr(args, "run_kind", None):  # a run command explains a mistyped setting
+            from scratchlm.cli.run_args import explain_unknown
+
+            raise ScratchLMError(explain_unknown(args.run_kind, unknown))
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.command_line = "scratchlm " + shlex.join(argv)  # what a run records, to be reproduced
         return args.run(args) or 0
     except ScratchLMError as exc:
         return _fail(str(exc))

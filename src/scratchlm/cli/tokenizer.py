@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scratchlm.cli.text_input import add_text_flags, read_text
 from scratchlm.errors import ScratchLMError
-from scratchlm.interop.tokenizer_files import load_tokenizer, save_tokenizer
+from scratchlm.formats.tokenizer_files import load_tokenizer, save_tokenizer
 from scratchlm.tokenizer import (
     EOT,
     PATTERNS,

@@ -14,13 +14,13 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
 from scratchlm.data.templates import Message, Template, alpaca_messages, check_messages
 from scratchlm.errors import ScratchLMError
+from scratchlm.tokenizer.protocol import TokenizerLike
 
 IGNORE_INDEX = -100
 BOOK_SPLIT = (0.85, 0.05, 0.10)  # train, val, test: chapter 7's portions
@@ -102,14 +102,6 @@ def split_conversations(
 # ---- tokens ------------------------------------------------------------------------------------------
 
 
-class Encoder(Protocol):
-    """What encoding needs of a tokenizer (ours, GPT-2's, a word tokenizer)."""
-
-    eot_id: int | None
-
-    def encode_ordinary(self, text: str) -> list[int]: ...
-
-
 @dataclass(frozen=True)
 class Encoded:
     """One example's token ids, ending with end-of-text, and which of them the model writes (the replies
@@ -119,7 +111,7 @@ class Encoded:
     is_response: tuple[bool, ...]
 
 
-def encode_conversation(template: Template, tokenizer: Encoder, messages: Sequence[Message]) -> Encoded:
+def encode_conversation(template: Template, tokenizer: TokenizerLike, messages: Sequence[Message]) -> Encoded:
     """Token ids of a conversation rendered by `template`, plus end-of-text.
 
     Segments are encoded one by one and concatenated, so the prompt's ids are exactly those of the

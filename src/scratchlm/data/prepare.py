@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from scratchlm.data.shards import FORMAT, FORMAT_VERSION, META_FILE, TOKENIZER_DIR, shard_dtype
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import write_json
-from scratchlm.interop.tokenizer_files import AnyTokenizer, load_tokenizer, save_tokenizer
+from scratchlm.formats.tokenizer_files import AnyTokenizer, load_tokenizer, save_tokenizer
 from scratchlm.tokenizer.corpus import (
     BUILTIN_PATTERNS,
     PARALLEL_MIN_BYTES,

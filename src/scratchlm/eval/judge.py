@@ -17,8 +17,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from scratchlm.config import JudgeConfig
 from scratchlm.data.templates import format_input
 from scratchlm.errors import ScratchLMError
 
@@ -28,25 +28,6 @@ MAX_RETRY_AFTER = 60.0
 
 class JudgeError(ScratchLMError):
     """The judge endpoint failed for good (after the retries, or with an error not worth retrying)."""
-
-
-@dataclass(frozen=True)
-class JudgeConfig:
-    url: str  # the API base, e.g. http://127.0.0.1:11434/v1 (or the full …/chat/completions URL)
-    model: str
-    api_key: str | None = None
-    timeout: float = 60.0  # seconds per request
-    retries: int = 3  # further tries after the first
-    backoff: float = 1.0  # seconds before the first retry, doubled after each
-    temperature: float = 0.0  # the book asks with temperature 0 and seed 123, for repeatable scores
-    seed: int | None = 123
-    max_tokens: int | None = None
-    max_failures: int = 3  # responses in a row the judge failed on before giving up on the endpoint
-
-    @property
-    def endpoint(self) -> str:
-        base = self.url.rstrip("/")
-        return base if base.endswith("/chat/completions") else base + "/chat/completions"
 
 
 def judge_prompt(instruction: str, input: str, reference: str, response: str) -> str:

@@ -1,28 +1,25 @@
-"""Classification fine-tuning (the book's chapter 6): a pretrained GPT whose vocabulary head becomes a class
-head, read at each text's last real token, trained by the one loop on (token_ids, labels, last_index).
+"""Classification fine-tuning (the book's chapter 6) as a task of the run session: a pretrained GPT whose
+vocabulary head becomes a class head, read at each text's last real token, trained on (token_ids, labels,
+last_index).
 
 The pieces are a dataset (`scratchlm.data.classification`), a loss (`classification_loss`) and a freeze
-policy; `finetune_classifier(cfg, out)` is the shell that reads files and writes the run directory;
-`scratchlm.finetune.classifier.Classifier` labels new texts with the result.
+policy; `ClassifyTask` joins them for `scratchlm.train.session`, and `finetune_classifier(cfg, out)` runs it;
+`scratchlm.generate.classifier.Classifier` labels new texts with the result.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import random
 import re
-import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
-from scratchlm.config import TrainConfig
+from scratchlm.config import ClassifyConfig, LoRAConfig, RunConfig
 from scratchlm.data.classification import (
     ClassificationBatches,
     class_weights,
@@ -31,108 +28,25 @@ from scratchlm.data.classification import (
     stratified_split,
     undersample,
 )
-from scratchlm.device import pick_device
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import write_json
-from scratchlm.finetune.classifier import autocast_for, predict_logits
 from scratchlm.finetune.classify_metrics import (
     classification_report,
     confusion_matrix,
     plot_confusion,
     plot_curves,
 )
-from scratchlm.finetune.lora import LoRAConfig, apply_lora, mark_trainable, merge_lora, trainable_report
-from scratchlm.interop.model_files import load_model, save_classifier
+from scratchlm.formats.model_files import save_classifier
+from scratchlm.generate.classifier import predict_logits
 from scratchlm.interop.peft import save_peft_adapter
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import add_classifier_head, classify_logits
-from scratchlm.report import write_report_safely
-from scratchlm.train.loop import StepResult, TrainState, train
-from scratchlm.train.optim import build_optimizer
-from scratchlm.train.runlog import RunLog, read_metrics
+from scratchlm.model.lora import apply_lora, mark_trainable, merge_lora, trainable_report
+from scratchlm.train.loop import TrainState
+from scratchlm.train.runlog import read_metrics
+from scratchlm.train.session import Outcome, Session, load_init, run_session
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class ClassifyConfig:
-    """One classification fine-tune. Defaults are the book's: AdamW at a constant 5e-5, weight decay 0.1,
-    batch 8, 5 epochs, the last block + final norm + head trained, evaluation every epoch."""
-
-    model: str  # a model directory, a pretrain run directory, or a Hub name ("gpt2")
-    data: str  # a .tsv, .csv, .jsonl or .json table
-    val: str | None = None  # given validation / test tables; otherwise they are split off `data`
-    test: str | None = None
-    text_field: str = "text"  # a column name, or a 0-based index (then the table has no header row)
-    label_field: str = "label"
-    header: bool | None = None  # None: a header row exactly when a field is given by name
-    labels: tuple[str, ...] | None = None  # the classes in id order (default: sorted training labels)
-    split: tuple[float, float, float] = (0.7, 0.1, 0.2)  # train / val / test, stratified per class
-    balance: Literal["none", "undersample", "weights"] = "none"  # of the training split only
-    max_length: int | None = None  # default: the longest training text, capped at the context length
-    train_layers: str = "last-1"  # head | last-N | all | lora
-    lora: LoRAConfig | None = None  # with train_layers "lora" (default LoRAConfig() if None)
-    epochs: int = 5
-    batch_size: int = 8
-    lr: float = 5e-5
-    weight_decay: float = 0.1
-    warmup_steps: int = 0
-    decay: Literal["constant", "cosine", "linear"] = "constant"
-    grad_clip: float = 1.0
-    eval_interval: int | None = None  # steps; None: once per epoch
-    select: Literal["accuracy", "macro_f1", "loss"] = "accuracy"  # which validation score picks the best
-    dropout: float | None = None  # None: the pretrained model's
-    seed: int = 123
-    device: str = "auto"
-    log_interval: int = 10
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "split", tuple(float(f) for f in self.split))
-        if self.labels is not None:
-            object.__setattr__(self, "labels", tuple(self.labels))
-        if len(self.split) != 3 or any(f < 0 for f in self.split) or self.split[0] <= 0:
-            raise ScratchLMError(f"split: three fractions train,val,test with train > 0, got {self.split}")
-        for name in ("epochs", "batch_size", "log_interval"):
-            if getattr(self, name) < 1:
-                raise ScratchLMError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_length is not None and self.max_length < 1:
-            raise ScratchLMError(f"max_length must be at least 1, got {self.max_length}")
-        if self.eval_interval is not None and self.eval_interval < 1:
-            raise ScratchLMError(f"eval_interval must be at least 1, got {self.eval_interval}")
-        for name, allowed in (
-            ("balance", ("none", "undersample", "weights")),
-            ("decay", ("constant", "cosine", "linear")),
-            ("select", ("accuracy", "macro_f1", "loss")),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ScratchLMError(
-                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
-                )
-        if self.lr <= 0:
-            raise ScratchLMError(f"lr must be > 0, got {self.lr}")
-        policy, _ = parse_train_layers(self.train_layers)
-        if self.lora is not None and policy != "lora":
-            raise ScratchLMError(f"LoRA settings need train_layers 'lora', not {self.train_layers!r}")
-        if self.lora is not None and "head" in self.lora.targets:
-            raise ScratchLMError("the class head is trained in full: leave 'head' out of the LoRA targets")
-
-    def train_config(self, max_steps: int, eval_interval: int) -> TrainConfig:
-        """The loop's settings. betas (0.9, 0.999) are AdamW's defaults, which the book fine-tunes with."""
-        return TrainConfig(
-            max_steps=max_steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            min_lr=self.lr * 0.1,
-            warmup_steps=self.warmup_steps,
-            decay=self.decay,
-            weight_decay=self.weight_decay,
-            beta2=0.999,
-            grad_clip=self.grad_clip,
-            eval_interval=eval_interval,
-            log_interval=self.log_interval,
-            seed=self.seed,
-            device=self.device,
-        )
 
 
 # ---- the model: head, freezing, loss, prediction ----------------------------------------------------------
@@ -198,7 +112,7 @@ def load_splits(cfg: ClassifyConfig) -> dict[str, tuple[list[str], list[str]]]:
     given = {"train": None, "val": cfg.val, "test": cfg.test}
     names = [n for n in SPLITS if given[n] is None]
     fractions = [cfg.split[SPLITS.index(n)] for n in names]
-    parts = stratified_split(labels, [f / sum(fractions) for f in fractions], cfg.seed)
+    parts = stratified_split(labels, [f / sum(fractions) for f in fractions], cfg.split_seed)
     splits = {n: ([texts[i] for i in p], [labels[i] for i in p]) for n, p in zip(names, parts)}
     for name, path in given.items():
         if path is not None:
@@ -260,192 +174,161 @@ def encode_splits(cfg, splits, labels, tokenizer, context_length: int) -> tuple[
     return encoded, max_length
 
 
-# ---- the shell: a run directory ----------------------------------------------------------------------------
-def finetune_classifier(
-    cfg: ClassifyConfig, out_dir: str | Path, show_progress: bool = True, command: str | None = None
-) -> dict:
-    """Fine-tune, evaluate and save a classifier. Returns what eval.json holds.
+# ---- the task ----------------------------------------------------------------------------------------------
+class ClassifyTask:
+    """The session's classification task: the best validation score's weights are the result."""
 
-    Writes to `out_dir`: config.json (these settings), labels.json, metrics.jsonl, curves.png, eval.json
-    (test and best-validation metrics), confusion.png (test), the classifier in model/ (LoRA merged in),
-    with LoRA the PEFT adapter and the class head in adapter/, and last report.html/report.md (with
-    `command`, the command line that started the run, to reproduce it).
-    """
-    started = time.perf_counter()
-    out = Path(out_dir)
-    if (out / "model").exists() or (out / "metrics.jsonl").exists():
-        raise ScratchLMError(f"{out} already holds a fine-tuning run: choose another --out")
-    splits = load_splits(cfg)  # the data's errors come before a slow model load
-    labels = label_names(cfg, splits)
-    if cfg.balance == "undersample":
-        keep = undersample(splits["train"][1], cfg.seed)
-        splits["train"] = ([splits["train"][0][i] for i in keep], [splits["train"][1][i] for i in keep])
-    model, tokenizer = _load_base(cfg)
-    encoded, max_length = encode_splits(cfg, splits, labels, tokenizer, model.cfg.context_length)
-    parameters = prepare_classifier(model, len(labels), cfg.train_layers, cfg.lora, cfg.seed)
-    device = pick_device(cfg.device)
-    model.to(device)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"format": "scratchlm-finetune-classify", **dataclasses.asdict(cfg)})
-    write_json(
-        out / "labels.json",
-        {
-            "id2label": {str(i): y for i, y in enumerate(labels)},
-            "label2id": {y: i for i, y in enumerate(labels)},
-        },
-    )
+    eval_at_start = False
+    restore_best = True
+    result_file = "eval.json"
+    flops_per_token = None
 
-    pad_id = tokenizer.eot_id if tokenizer.eot_id is not None else 0  # any id: padding is never read
-    weight = None
-    if cfg.balance == "weights":
-        weight = torch.tensor(class_weights(encoded["train"].labels, len(labels)))
-    batches = ClassificationBatches(encoded["train"].ids, encoded["train"].labels, pad_id, cfg.seed)
-    steps_per_epoch = batches.steps_per_epoch(cfg.batch_size)
-    tcfg = cfg.train_config(cfg.epochs * steps_per_epoch, cfg.eval_interval or steps_per_epoch)
-    optimizer = build_optimizer(model, tcfg)
-    autocast = autocast_for(device)
-    torch.manual_seed(cfg.seed)  # dropout
-    run = _Run(model, encoded, labels, pad_id, weight, device, autocast, cfg, steps_per_epoch)
-    run.runlog = RunLog(out, config=dataclasses.asdict(cfg))
-    run.runlog.log(
-        {"event": "start", "parameters": parameters, "max_length": max_length, "device": str(device)}
-    )
-    run.bar = tqdm(total=tcfg.max_steps, desc="finetune classify", disable=not show_progress)
-    train_started = time.perf_counter()
-    try:
-        state = train(
-            model,
-            batches,
-            partial(classification_loss, weight=weight),
-            optimizer,
-            tcfg,
-            device=device,
-            autocast=autocast,
-            on_step=run.on_step,
+    def __init__(self, cfg: RunConfig, out: Path, resume: bool) -> None:
+        task = cfg.classify
+        if task is None or not task.data:
+            raise ScratchLMError("a classify run needs its labelled texts: set classify.data (--data)")
+        seed = cfg.train.seed
+        splits = load_splits(task)  # the data's errors come before a slow model load
+        labels = label_names(task, splits)
+        if task.balance == "undersample":
+            keep = undersample(splits["train"][1], task.split_seed)
+            splits["train"] = ([splits["train"][0][i] for i in keep], [splits["train"][1][i] for i in keep])
+        model, tokenizer, cfg = load_init(cfg)
+        if tokenizer is None:
+            raise ScratchLMError(f"{cfg.train.init}: no tokenizer files beside the model")
+        if task.train_layers == "lora" and cfg.lora is not None and "head" in cfg.lora.targets:
+            raise ScratchLMError("the class head is trained in full: leave 'head' out of the LoRA targets")
+        if cfg.lora is not None and task.train_layers != "lora":
+            raise ScratchLMError(
+                f"LoRA settings need classify.train_layers 'lora', not {task.train_layers!r}"
+            )
+        self.encoded, self.max_length = encode_splits(
+            task, splits, labels, tokenizer, model.cfg.context_length
         )
-        train_seconds = time.perf_counter() - train_started
-        run.restore_best()
-        test_loss, test = run.score(encoded["test"])
-        run.runlog.log(
-            {"event": "test", "step": state.step, "test_loss": test_loss, "test_accuracy": test["accuracy"]}
+        self.parameters = prepare_classifier(model, len(labels), task.train_layers, cfg.lora, seed)
+        torch.manual_seed(seed)  # dropout's draws start from the seed
+        self.pad_id = tokenizer.eot_id if tokenizer.eot_id is not None else 0  # padding is never read
+        self.weight = None
+        if task.balance == "weights":
+            self.weight = torch.tensor(class_weights(self.encoded["train"].labels, len(labels)))
+        train = self.encoded["train"]
+        self.batches = ClassificationBatches(train.ids, train.labels, self.pad_id, seed)
+        self.steps_per_epoch = self.batches.steps_per_epoch(cfg.train.batch_size)
+        self.max_steps = (
+            math.ceil(task.epochs * self.steps_per_epoch) if task.epochs is not None else cfg.train.max_steps
         )
-    finally:
-        run.bar.close()
-        run.runlog.close()
-
-    result = {
-        "labels": labels,
-        "test": {"loss": test_loss, **test},
-        "val": run.best["val"],
-        "best": {"step": run.best["step"], "select": cfg.select},
-        "parameters": parameters,
-        "examples": {n: {y: splits[n][1].count(y) for y in labels} for n in SPLITS},
-        "max_length": max_length,
-        "truncated": {n: encoded[n].truncated for n in SPLITS},
-        "steps": state.step,
-        "seconds": {"train": round(train_seconds, 2)},
-        "device": str(device),
-    }
-    plot_confusion(test["confusion"], labels, out / "confusion.png")
-    title = f"{out.name}: {Path(cfg.data).name}, train layers {cfg.train_layers}"
-    plot_curves(read_metrics(out), out / "curves.png", title=title)
-    _save_result(model, tokenizer, cfg, out, labels, max_length, pad_id)
-    result["seconds"]["total"] = round(time.perf_counter() - started, 2)
-    write_json(out / "eval.json", result)
-    write_report_safely(out, command)
-    return result
-
-
-def _load_base(cfg: ClassifyConfig):
-    model, tokenizer = load_model(cfg.model)
-    if tokenizer is None:
-        raise ScratchLMError(f"{cfg.model}: no tokenizer files beside the model")
-    if tokenizer.vocab_size > model.cfg.vocab_size:
-        raise ScratchLMError(
-            f"{cfg.model}: the tokenizer's {tokenizer.vocab_size:,} tokens do not fit the model's "
-            f"vocabulary of {model.cfg.vocab_size:,}"
-        )
-    if cfg.dropout is not None and cfg.dropout != model.cfg.dropout:
-        rebuilt = GPT(dataclasses.replace(model.cfg, dropout=cfg.dropout), init=False)
-        rebuilt.load_state_dict(model.state_dict())
-        model = rebuilt
-    return model, tokenizer
-
-
-def _save_result(model, tokenizer, cfg, out: Path, labels, max_length: int, pad_id: int) -> None:
-    """model/ (LoRA merged into the weights) and, with LoRA, adapter/ (PEFT files + the class head)."""
-    if parse_train_layers(cfg.train_layers)[0] == "lora":
-        save_peft_adapter(model, out / "adapter", base_model_name_or_path=cfg.model)
-        head = {
-            f"out_head.{k}": v.detach().cpu().contiguous() for k, v in model.out_head.state_dict().items()
-        }
-        save_file(head, str(out / "adapter" / "classifier_head.safetensors"), metadata={"format": "pt"})
-        merge_lora(model, unload=True)
-    save_classifier(model, out / "model", tokenizer, labels, max_length, base_model=cfg.model, pad_id=pad_id)
-
-
-class _Run:
-    """Per-step bookkeeping: the log, evaluations, and the best weights so far (trainable ones only)."""
-
-    def __init__(self, model, encoded, labels, pad_id, weight, device, autocast, cfg, steps_per_epoch):
-        self.model, self.encoded, self.labels, self.pad_id = model, encoded, labels, pad_id
-        self.weight, self.device, self.autocast, self.cfg = weight, device, autocast, cfg
-        self.steps_per_epoch = steps_per_epoch
-        train = encoded["train"]
         # Training accuracy on a fixed sample: a full pass over the training split would cost an epoch.
-        sample = sorted(random.Random(cfg.seed).sample(range(len(train.ids)), min(len(train.ids), 500)))
+        sample = sorted(random.Random(seed).sample(range(len(train.ids)), min(len(train.ids), 500)))
         self.train_sample = _Encoded([train.ids[i] for i in sample], [train.labels[i] for i in sample], 0)
-        self.best: dict = {"key": None, "step": 0, "weights": None, "val": None}
-        self.runlog: RunLog | None = None
-        self.bar = None
+        self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        self.splits, self.labels = splits, labels
 
-    def score(self, data: _Encoded) -> tuple[float, dict]:
-        logits = predict_logits(self.model, data.ids, self.pad_id, self.device, autocast=self.autocast)
+    def loss(self, model: torch.nn.Module, batch) -> torch.Tensor:
+        return classification_loss(model, batch, self.weight)
+
+    def start(self, session: Session) -> None:
+        write_json(
+            session.out / "labels.json",
+            {
+                "id2label": {str(i): y for i, y in enumerate(self.labels)},
+                "label2id": {y: i for i, y in enumerate(self.labels)},
+            },
+        )
+        session.log(
+            {
+                "event": "start",
+                "parameters": self.parameters,
+                "max_length": self.max_length,
+                "device": str(session.device),
+            }
+        )
+
+    def score(self, session: Session, data: _Encoded) -> tuple[float, dict]:
+        logits = predict_logits(
+            session.model, data.ids, self.pad_id, session.device, autocast=session.autocast
+        )
         loss = F.cross_entropy(logits, torch.tensor(data.labels), weight=self.weight).item()
         predictions = logits.argmax(-1).tolist()
         return loss, classification_report(
             confusion_matrix(data.labels, predictions, len(self.labels)), self.labels
         )
 
-    def on_step(self, state: TrainState, result: StepResult) -> None:
-        epoch = round(result.step / self.steps_per_epoch, 3)
-        is_last = result.step == self.cfg.epochs * self.steps_per_epoch
-        if result.step % self.cfg.log_interval == 0 or is_last or result.skipped:
-            record = {"step": result.step, "epoch": epoch, "loss": result.loss, "lr": result.lr}
-            self.runlog.log({**record, "grad_norm": result.grad_norm})
-        self.bar.update(1)
-        self.bar.set_postfix(loss=f"{result.loss:.4f}")
-        interval = self.cfg.eval_interval or self.steps_per_epoch
-        if result.step % interval and not is_last:
-            return
-        val_loss, val = self.score(self.encoded["val"])
-        _, train = self.score(self.train_sample)
-        self.runlog.log(
-            {
-                "step": result.step,
-                "epoch": epoch,
-                "val_loss": val_loss,
-                "val_accuracy": val["accuracy"],
-                "val_macro_f1": val["macro"]["f1"],
-                "train_accuracy": train["accuracy"],
-            }
-        )
-        key = (-val_loss,) if self.cfg.select == "loss" else (_score(val, self.cfg.select), -val_loss)
-        if self.best["key"] is None or key > self.best["key"]:
-            weights = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
-            self.best = {
-                "key": key,
-                "step": result.step,
-                "weights": weights,
-                "val": {"loss": val_loss, **val},
-            }
-        self.bar.set_postfix(loss=f"{result.loss:.4f}", val_acc=f"{val['accuracy']:.3f}")
+    def evaluate(self, session: Session, step: int) -> tuple[dict, tuple[float, ...]]:
+        val_loss, val = self.score(session, self.encoded["val"])
+        _, train = self.score(session, self.train_sample)
+        record = {
+            "val_loss": val_loss,
+            "val_accuracy": val["accuracy"],
+            "val_macro_f1": val["macro"]["f1"],
+            "train_accuracy": train["accuracy"],
+        }
+        select = self.cfg.classify.select
+        key = (-val_loss,) if select == "loss" else (_score(val, select), -val_loss)
+        return record, key
 
-    def restore_best(self) -> None:
-        params = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, value in self.best["weights"].items():
-                params[name].copy_(value)
+    def plot(self, out: Path) -> None:
+        title = (
+            f"{out.name}: {Path(self.cfg.classify.data).name}, train layers {self.cfg.classify.train_layers}"
+        )
+        plot_curves(read_metrics(out), out / "curves.png", title=title)
+
+    def finish(self, session: Session, state: TrainState) -> dict:
+        task, out = self.cfg.classify, session.out
+        val_loss, val = self.score(session, self.encoded["val"])  # the best weights', as evaluated then
+        test_loss, test = self.score(session, self.encoded["test"])
+        session.log(
+            {"event": "test", "step": state.step, "test_loss": test_loss, "test_accuracy": test["accuracy"]}
+        )
+        plot_confusion(test["confusion"], self.labels, out / "confusion.png")
+        self._save(out)
+        splits = self.splits
+        return {
+            "labels": self.labels,
+            "test": {"loss": test_loss, **test},
+            "val": {"loss": val_loss, **val},
+            "best": {"step": state.best_step, "select": task.select},
+            "parameters": self.parameters,
+            "examples": {n: {y: splits[n][1].count(y) for y in self.labels} for n in SPLITS},
+            "max_length": self.max_length,
+            "truncated": {n: self.encoded[n].truncated for n in SPLITS},
+            "steps": state.step,
+            "seconds": {"train": round(state.seconds, 2)},
+            "device": str(session.device),
+        }
+
+    def _save(self, out: Path) -> None:
+        """model/ (LoRA merged into the weights) and, with LoRA, adapter/ (PEFT files + the class head)."""
+        model = self.model
+        if self.cfg.lora is not None:
+            save_peft_adapter(model, out / "adapter", base_model_name_or_path=self.cfg.train.init)
+            head = {
+                f"out_head.{k}": v.detach().cpu().contiguous() for k, v in model.out_head.state_dict().items()
+            }
+            save_file(head, str(out / "adapter" / "classifier_head.safetensors"), metadata={"format": "pt"})
+            merge_lora(model, unload=True)
+        save_classifier(
+            model,
+            out / "model",
+            self.tokenizer,
+            self.labels,
+            self.max_length,
+            base_model=self.cfg.train.init,
+            pad_id=self.pad_id,
+        )
+
+
+def finetune_classifier(
+    cfg: RunConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True
+) -> Outcome:
+    """Fine-tune, evaluate and save a classifier in `out_dir` (or continue the run there).
+
+    Writes config.json, labels.json, metrics.jsonl, checkpoints/, curves.png, eval.json (test and
+    best-validation metrics: the outcome's `result`), confusion.png (test), the classifier in model/ (LoRA
+    merged in), and with LoRA the PEFT adapter and the class head in adapter/.
+    """
+    if cfg.kind != "classify":
+        raise ScratchLMError(f"finetune_classifier: the config is of a {cfg.kind} run")
+    return run_session(cfg, ClassifyTask, out_dir, resume, show_progress)
 
 
 def _score(report: dict, select: str) -> float:

@@ -10,7 +10,7 @@ model's own.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
@@ -20,16 +20,7 @@ from scratchlm.generate.sampling import apply_repetition_penalty, sample_next
 from scratchlm.generate.text_stream import TextStream
 from scratchlm.model.gpt import GPT
 from scratchlm.model.kv_cache import KVCache
-
-
-class TokenizerLike(Protocol):
-    eot_id: int | None
-
-    def encode(self, text: str, **kwargs: Any) -> list[int]: ...
-
-    def encode_ordinary(self, text: str) -> list[int]: ...
-
-    def decode(self, ids: Sequence[int]) -> str: ...
+from scratchlm.tokenizer.protocol import TokenizerLike
 
 
 def _config(config: GenerateConfig | None, overrides: dict[str, Any]) -> GenerateConfig:

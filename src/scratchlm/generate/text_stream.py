@@ -4,11 +4,8 @@ cuts at stop strings and holds back text that may yet become one. Used by `strea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
-
-class Decoder(Protocol):
-    def decode(self, ids: Sequence[int]) -> str: ...
+from scratchlm.tokenizer.protocol import TokenizerLike
 
 
 class TextStream:
@@ -16,7 +13,7 @@ class TextStream:
     stop string (the text before it is returned, the stop string itself never is); `flush` returns what was
     held back when generation ends for another reason."""
 
-    def __init__(self, tokenizer: Decoder, stops: Sequence[str] = ()) -> None:
+    def __init__(self, tokenizer: TokenizerLike, stops: Sequence[str] = ()) -> None:
         self.tokenizer = tokenizer
         self.stops = tuple(s for s in stops if s)
         self.ids: list[int] = []

@@ -152,7 +152,7 @@ def state_dict_to_hf(model: GPT) -> dict[str, torch.Tensor]:
 def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
     """All tensors of an HF checkpoint directory: safetensors first, then pickles with weights_only=True."""
     for index_name, loader in (
-        ("model.safetensors.index.json", _load_safetensors),
+        ("model.safetensors.index.json", load_safetensors),
         ("pytorch_model.bin.index.json", _load_pickle),
     ):
         single = directory / index_name.removesuffix(".index.json")
@@ -181,7 +181,7 @@ def load_hf_gpt2(directory: str | os.PathLike) -> GPT:
     cfg = config_from_hf(read_json(directory / "config.json"))
     model = GPT(cfg, init=False)
     sd = state_dict_from_hf(read_hf_weights(directory), cfg)
-    _load_exact(model, sd, directory)
+    load_exact(model, sd, directory)
     return model.eval()
 
 
@@ -200,7 +200,7 @@ def save_hf_gpt2(model: GPT, directory: str | os.PathLike, eos_id: int | None = 
 # ---- helpers -----------------------------------------------------------------------------------------
 
 
-def _load_exact(model: GPT, sd: dict[str, torch.Tensor], source: Path) -> None:
+def load_exact(model: GPT, sd: dict[str, torch.Tensor], source: Path) -> None:
     expected = model.state_dict()
     missing = sorted(set(expected) - set(sd))
     if missing:
@@ -216,7 +216,7 @@ def _load_exact(model: GPT, sd: dict[str, torch.Tensor], source: Path) -> None:
     model.load_state_dict(sd, strict=True)
 
 
-def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except FileNotFoundError:

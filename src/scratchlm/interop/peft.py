@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, write_json
-from scratchlm.finetune.lora import TARGETS, LoRAConfig, apply_lora, load_lora_state_dict, lora_modules
+from scratchlm.model.lora import TARGETS, LoRAConfig, apply_lora, load_lora_state_dict, lora_modules
 
 # our target → PEFT target_modules entry (a suffix PEFT matches against module names)
 HF_TARGETS = {

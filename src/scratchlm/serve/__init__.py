@@ -1,1 +1,2 @@
-"""Serving a model: the continuous-batching engine and the OpenAI-compatible HTTP server."""
+"""Serving a model: the continuous-batching engine, a chat session on it, and the
+OpenAI-compatible HTTP server."""

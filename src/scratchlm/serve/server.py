@@ -24,12 +24,12 @@ def build_service(
 ) -> Service:
     """A Service for the model at `spec` (a model or run directory, a classifier directory, or a Hub name)."""
     from scratchlm.data.templates import load_template
-    from scratchlm.interop.model_files import _classifier_dir, load_model
+    from scratchlm.formats.model_files import classifier_dir, load_model
 
     path = Path(spec)
     name = name or (path.resolve().name if path.exists() else str(spec))
-    if path.is_dir() and _classifier_dir(path) is not None:
-        from scratchlm.finetune.classifier import Classifier
+    if path.is_dir() and classifier_dir(path) is not None:
+        from scratchlm.generate.classifier import Classifier
 
         classifier = Classifier.from_dir(path, device=device)
         return Service(None, classifier.tokenizer, name, classifier=classifier)

@@ -6,13 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
 
-
-class TokenizerLike(Protocol):
-    vocab_size: int
-
-    def encode(self, text: str) -> list[int]: ...
+from scratchlm.tokenizer.protocol import TokenizerLike
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ with weights_only=True), `state.json` (step, counters, the random states of pyth
 data sampler) and `manifest.json` (SHA-256 of each file). It is written as `.tmp-…`, each file fsynced,
 then renamed into place; `latest.json` is replaced atomically last. A crash at any moment leaves the
 previous checkpoint whole; stale temp directories are removed at the next start.
+
+This is the write side and full resume; reading one (verify, latest/best, weights only) is
+`scratchlm.formats.checkpoint`.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, sha256_file, write_json
+from scratchlm.formats.checkpoint import best_name, load_weights
 from scratchlm.train.loop import TrainState
 
 FILES = ("model.safetensors", "optimizer.pt", "state.json")
@@ -97,7 +100,7 @@ def save_checkpoint(
     os.replace(tmp, final)
     _fsync(root)
     write_json(root / "latest.json", {"checkpoint": name, "step": state.step})
-    _prune(root, keep_last, keep={name, _best_name(root)})
+    _prune(root, keep_last, keep={name, best_name(root)})
     return final
 
 
@@ -105,11 +108,6 @@ def mark_best(run_dir: Path, checkpoint: Path, val_loss: float) -> None:
     write_json(
         Path(run_dir) / "checkpoints" / "best.json", {"checkpoint": checkpoint.name, "val_loss": val_loss}
     )
-
-
-def _best_name(root: Path) -> str | None:
-    path = root / "best.json"
-    return read_json(path).get("checkpoint") if path.is_file() else None
 
 
 def _prune(root: Path, keep_last: int, keep: set[str | None]) -> None:
@@ -125,33 +123,6 @@ def clean_stale(run_dir: Path) -> list[Path]:
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
     return stale
-
-
-def verify(checkpoint: Path) -> None:
-    manifest_path = checkpoint / "manifest.json"
-    if not manifest_path.is_file():
-        raise ScratchLMError(f"{checkpoint}: incomplete checkpoint (no manifest.json)")
-    for name, digest in read_json(manifest_path).items():
-        path = checkpoint / name
-        if not path.is_file() or sha256_file(path) != digest:
-            raise ScratchLMError(f"{path}: missing or corrupt (SHA-256 does not match the manifest)")
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint that verifies (latest.json first, then older ones), or None."""
-    root = Path(run_dir) / "checkpoints"
-    candidates = sorted((p for p in root.glob("step_*") if p.is_dir()), reverse=True)
-    pointer = root / "latest.json"
-    if pointer.is_file():
-        named = root / read_json(pointer).get("checkpoint", "")
-        candidates = [named, *[c for c in candidates if c != named]]
-    for candidate in candidates:
-        try:
-            verify(candidate)
-        except ScratchLMError:
-            continue
-        return candidate
-    return None
 
 
 def load_checkpoint(
@@ -172,41 +143,6 @@ def load_checkpoint(
         scaler.load_state_dict(payload["grad_scaler"])
     set_random_states(payload["random"])
     return TrainState(**payload["train"]), payload["data"], payload["config"]
-
-
-def best_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint best.json names if it verifies, else the latest one that does (or None)."""
-    name = _best_name(Path(run_dir) / "checkpoints")
-    if name:
-        try:
-            verify(Path(run_dir) / "checkpoints" / name)
-            return Path(run_dir) / "checkpoints" / name
-        except ScratchLMError:
-            pass
-    return latest_checkpoint(run_dir)
-
-
-def load_weights(checkpoint: Path, model: torch.nn.Module) -> None:
-    """Only the weights of a verified checkpoint into `model` (same architecture, or a clear error)."""
-    verify(checkpoint)
-    tensors = load_file(str(checkpoint / "model.safetensors"))
-    expected = model.state_dict()
-    for key, tensor in expected.items():
-        if key not in tensors:
-            twin = next(
-                (k for k, t in expected.items() if t.data_ptr() == tensor.data_ptr() and k in tensors), None
-            )
-            if twin is None:
-                raise ScratchLMError(
-                    f"{checkpoint}: no tensor {key!r}: the checkpoint is of another architecture"
-                )
-            tensors[key] = tensors[twin]
-        elif tensors[key].shape != tensor.shape:
-            raise ScratchLMError(
-                f"{checkpoint}: {key} has shape {tuple(tensors[key].shape)}, this model needs "
-                f"{tuple(tensor.shape)} (a checkpoint of another architecture)"
-            )
-    model.load_state_dict(tensors, strict=True)
 
 
 def _json_default(value: Any) -> Any:

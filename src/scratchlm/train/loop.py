@@ -40,7 +40,9 @@ class TrainState:
     tokens: int = 0
     bad_steps: int = 0  # non-finite steps in a row
     lr_scale: float = 1.0  # halved at each rollback after non-finite steps
-    best_val: float = math.inf
+    best_key: list[float] | None = None  # the best evaluation's key (larger is better), e.g. [-val_loss]
+    best_step: int = 0
+    seconds: float = 0.0  # spent in training steps, over every session of the run
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,9 @@ def train(
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
         state.tokens += tokens
-        result = StepResult(
-            state.step, loss_value, lr, grad_norm, tokens, time.perf_counter() - start, skipped
-        )
+        seconds = time.perf_counter() - start
+        state.seconds += seconds
+        result = StepResult(state.step, loss_value, lr, grad_norm, tokens, seconds, skipped)
         if on_step is not None:
             on_step(state, result)
         if state.bad_steps >= cfg.max_bad_steps:

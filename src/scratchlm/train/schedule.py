@@ -18,10 +18,10 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.decay == "constant" or step >= cfg.max_steps:
-        return cfg.lr if cfg.decay == "constant" else cfg.min_lr
+        return cfg.lr if cfg.decay == "constant" else cfg.lr_floor
     progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
     if cfg.decay == "linear":
         factor = 1.0 - progress
     else:  # cosine (Loshchilov & Hutter 2017, without restarts)
         factor = 0.5 * (1.0 + math.cos(math.pi * progress))
-    return cfg.min_lr + factor * (cfg.lr - cfg.min_lr)
+    return cfg.lr_floor + factor * (cfg.lr - cfg.lr_floor)

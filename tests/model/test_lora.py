@@ -9,7 +9,8 @@ import torch
 from scratchlm.config import TrainConfig, tiny
 from scratchlm.data.shards import WindowSampler
 from scratchlm.errors import ScratchLMError
-from scratchlm.finetune.lora import (
+from scratchlm.model import GPT
+from scratchlm.model.lora import (
     LoRAConfig,
     LoRALinear,
     apply_lora,
@@ -18,7 +19,6 @@ from scratchlm.finetune.lora import (
     merge_lora,
     unmerge_lora,
 )
-from scratchlm.model import GPT
 from scratchlm.train.loop import train
 from scratchlm.train.losses import next_token_loss
 from scratchlm.train.optim import build_optimizer

@@ -11,9 +11,9 @@ import torch
 
 from scratchlm.config import tiny
 from scratchlm.errors import ScratchLMError
+from scratchlm.formats.model_files import load_model, save_model
+from scratchlm.formats.tokenizer_files import save_tokenizer
 from scratchlm.interop.hf import save_hf_gpt2
-from scratchlm.interop.model_files import load_model, save_model
-from scratchlm.interop.tokenizer_files import save_tokenizer
 from scratchlm.model import GPT
 
 

@@ -19,9 +19,9 @@ from safetensors.torch import save_file
 from scratchlm.config import ModelConfig, from_dict
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, write_json
+from scratchlm.formats.tokenizer_files import AnyTokenizer, has_tokenizer, load_tokenizer, save_tokenizer
 from scratchlm.interop import hf
 from scratchlm.interop.hub import GPT2_REPOS, fetch_model
-from scratchlm.interop.tokenizer_files import AnyTokenizer, has_tokenizer, load_tokenizer, save_tokenizer
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import add_classifier_head
 from scratchlm.tokenizer import Tokenizer
@@ -55,9 +55,14 @@ def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
             raise ScratchLMError(f"{spec}: no such model directory (or a Hub name such as 'gpt2')")
     if not path.is_dir():
         raise ScratchLMError(f"{path}: a model is a directory with config.json and weights")
-    if (path / "checkpoints").is_dir():
+    run_kind = _run_kind(path)
+    if run_kind in ("classify", "instruct"):  # a fine-tune's run directory: its result is model/
+        if not (path / "model").is_dir():
+            raise ScratchLMError(f"{path}: an unfinished {run_kind} run (no model/ yet): --resume it first")
+        path = path / "model"
+    elif (path / "checkpoints").is_dir():
         return _load_run(path)
-    if _classifier_dir(path) is not None:
+    if classifier_dir(path) is not None:
         raise ScratchLMError(
             f"{path}: a classifier, not a language model: use `scratchlm classify` (or load_classifier)"
         )
@@ -67,10 +72,10 @@ def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
             raise ScratchLMError(f"{path}: model format version {config.get('version')} is not supported")
         cfg = from_dict(ModelConfig, config["model"])
         model = GPT(cfg, init=False)
-        sd = hf._load_safetensors(path / "model.safetensors")
+        sd = hf.load_safetensors(path / "model.safetensors")
         if cfg.tie_embeddings and "emb.tok_emb.weight" in sd:
             sd["out_head.weight"] = sd["emb.tok_emb.weight"]
-        hf._load_exact(model, sd, path)
+        hf.load_exact(model, sd, path)
         model.eval()
     else:
         model = hf.load_hf_gpt2(path)
@@ -122,7 +127,7 @@ def load_classifier(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer, dict]:
     path = Path(spec)
     if not path.is_dir():
         raise ScratchLMError(f"{spec}: no such classifier directory")
-    found = _classifier_dir(path)
+    found = classifier_dir(path)
     if found is None:
         raise ScratchLMError(f"{path}: not a classifier (train one with `scratchlm finetune classify`)")
     path = found
@@ -134,14 +139,14 @@ def load_classifier(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer, dict]:
         raise ScratchLMError(f"{path}/config.json: needs 'model' settings and at least two 'labels'")
     cfg = from_dict(ModelConfig, config["model"])
     model = add_classifier_head(GPT(cfg, init=False), len(labels))
-    hf._load_exact(model, hf._load_safetensors(path / "model.safetensors"), path)
+    hf.load_exact(model, hf.load_safetensors(path / "model.safetensors"), path)
     model.eval()
     if not has_tokenizer(path):
         raise ScratchLMError(f"{path}: no tokenizer files beside the classifier")
     return model, load_tokenizer(path), config
 
 
-def _classifier_dir(path: Path) -> Path | None:
+def classifier_dir(path: Path) -> Path | None:
     """The classifier directory at `path` or in its `model/` (a fine-tuning run directory), else None."""
     for candidate in (path, path / "model"):
         config = candidate / "config.json"
@@ -152,9 +157,15 @@ def _classifier_dir(path: Path) -> Path | None:
     return None
 
 
+def _run_kind(path: Path) -> str | None:
+    """The `kind` a run directory's config.json names (None for anything else)."""
+    config = read_json(path / "config.json") if (path / "config.json").is_file() else None
+    return config.get("kind") if isinstance(config, dict) and "train" in config else None
+
+
 def _load_run(path: Path) -> tuple[GPT, AnyTokenizer | None]:
     """A `scratchlm pretrain` (or fine-tune) run directory: its best checkpoint (else its latest)."""
-    from scratchlm.train.checkpoint import best_checkpoint, load_weights
+    from scratchlm.formats.checkpoint import best_checkpoint, load_weights
 
     checkpoint = best_checkpoint(path)
     if checkpoint is None:
@@ -164,7 +175,7 @@ def _load_run(path: Path) -> tuple[GPT, AnyTokenizer | None]:
     model = GPT(cfg, init=False)
     if saved.get("lora"):  # trained with LoRA: load base + adapter as trained, then fold the adapter in
         from scratchlm.config import LoRAConfig
-        from scratchlm.finetune.lora import apply_lora, merge_lora
+        from scratchlm.model.lora import apply_lora, merge_lora
 
         apply_lora(model, from_dict(LoRAConfig, saved["lora"]))
         load_weights(checkpoint, model)

@@ -12,10 +12,10 @@ import torch
 
 from scratchlm.data.classification import encode_texts, iter_batches
 from scratchlm.device import pick_device
-from scratchlm.interop.model_files import load_classifier
+from scratchlm.formats.model_files import load_classifier
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import classify_logits
-from scratchlm.train.precision import autocast
+from scratchlm.precision import autocast
 
 
 @torch.no_grad()

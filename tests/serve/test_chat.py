@@ -9,8 +9,8 @@ import torch
 
 from scratchlm.config import GenerateConfig, tiny
 from scratchlm.data.templates import get_template
-from scratchlm.generate.chat import ChatSession, describe
 from scratchlm.model import GPT
+from scratchlm.serve.chat import ChatSession, describe
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from scratchlm.errors import ScratchLMError
-from scratchlm.interop.tokenizer_files import OWN_FILE, load_tokenizer, save_tokenizer
+from scratchlm.formats.tokenizer_files import OWN_FILE, load_tokenizer, save_tokenizer
 from scratchlm.tokenizer import Tokenizer, WordTokenizer
 from scratchlm.tokenizer.gpt2 import gpt2_files
 

@@ -1,0 +1,34 @@
+"""Option groups that several commands share, so a setting has one name and one default everywhere."""
+
+from __future__ import annotations
+
+import argparse
+
+from scratchlm.errors import ScratchLMError
+
+
+def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
+    """The LLM judge of `scratchlm eval judge` (`finetune instruct` takes the same as --judge.KEY)."""
+    group = parser.add_argument_group("LLM judge (any OpenAI-compatible endpoint: Ollama, vLLM, llama.cpp)")
+    group.add_argument(
+        "--judge-url", required=True, help="API base URL, e.g. http://127.0.0.1:11434/v1 (Ollama)"
+    )
+    group.add_argument("--judge-model", required=True, help="the judge's model name, e.g. llama3")
+    group.add_argument("--judge-key", default=None, help="API key (sent as a Bearer token)")
+    group.add_argument("--judge-timeout", type=float, default=60.0, help="seconds per request")
+    group.add_argument("--judge-retries", type=int, default=3)
+
+
+def judge_config(args: argparse.Namespace):
+    """The JudgeConfig the options describe."""
+    from scratchlm.config import JudgeConfig
+
+    if not args.judge_url or not args.judge_model:
+        raise ScratchLMError("the judge needs both --judge-url and --judge-model")
+    return JudgeConfig(
+        url=args.judge_url,
+        model=args.judge_model,
+        api_key=args.judge_key,
+        timeout=args.judge_timeout,
+        retries=args.judge_retries,
+    )
