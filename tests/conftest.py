@@ -3,6 +3,8 @@ tokenizers trained on the Python standard library, which every machine has (no n
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import tiktoken
 from tiktoken.load import data_gym_to_mergeable_bpe_ranks
@@ -52,3 +54,23 @@ def trained(stdlib_text: str) -> Tokenizer:
 @pytest.fixture(scope="session")
 def trained_gpt2_pattern(stdlib_text: str) -> Tokenizer:
     return train_bpe([stdlib_text, SAMPLE_TEXT], vocab_size=800, pattern="gpt2")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory, stdlib_text: str) -> Path:
+    """A 60 KB text file of real text (standard-library source), for runs that read files."""
+    path = tmp_path_factory.mktemp("tiny_corpus") / "text.txt"
+    path.write_text(stdlib_text[:60_000], encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory, tiny_corpus: Path) -> Path:
+    """A 300-token BPE learned from `tiny_corpus`, saved: the directory a run's `data.tokenizer` names. Its
+    small vocabulary keeps the output layer, which dominates a tiny model's cost, small too."""
+    from scratchlm.formats.tokenizer_files import save_tokenizer
+
+    tokenizer = train_bpe(
+        [tiny_corpus.read_text(encoding="utf-8")], vocab_size=300, special_tokens=["<|endoftext|>"]
+    )
+    return save_tokenizer(tokenizer, tmp_path_factory.mktemp("tiny_tokenizer"))

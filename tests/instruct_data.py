@@ -7,13 +7,10 @@ import json
 import random
 from pathlib import Path
 
-import torch
-
-from scratchlm.config import tiny
 from scratchlm.data.templates import TEMPLATES, alpaca_messages
 from scratchlm.formats.model_files import save_model
-from scratchlm.model import GPT
 from scratchlm.tokenizer import train_bpe
+from tests.tiny import tiny_gpt
 
 WORDS = ["cat", "dog", "sun", "tree", "book", "star", "fish", "bird", "lamp", "road", "cup", "hat"]
 OPPOSITES = {"hot": "cold", "big": "small", "fast": "slow", "up": "down", "light": "dark", "old": "new"}
@@ -63,6 +60,6 @@ def tiny_model_dir(directory: Path, seed: int = 0) -> Path:
         for template in TEMPLATES.values()
     ]
     tokenizer = train_bpe(texts, vocab_size=400)
-    torch.manual_seed(seed)
-    cfg = tiny(vocab_size=tokenizer.vocab_size, context_length=128, n_layers=2, emb_dim=32, n_heads=2)
-    return save_model(GPT(cfg).eval(), directory, tokenizer)
+    return save_model(
+        tiny_gpt(seed, vocab_size=tokenizer.vocab_size, context_length=128), directory, tokenizer
+    )

@@ -9,21 +9,20 @@ import json
 import random
 
 import pytest
-import torch
 
-from scratchlm.config import RunConfig, compose, tiny
+from scratchlm.config import RunConfig, compose
 from scratchlm.errors import ScratchLMError
 from scratchlm.finetune.classify import finetune_classifier
 from scratchlm.finetune.instruct import finetune_instruct
 from scratchlm.formats.model_files import save_model
 from scratchlm.formats.tokenizer_files import load_tokenizer, save_tokenizer
-from scratchlm.model import GPT
 from scratchlm.report import write_report, write_report_safely
 from scratchlm.tokenizer import WordTokenizer, train_bpe
 from scratchlm.train.pretrain import pretrain
 from scratchlm.train.runlog import read_metrics
 from tests.browser import chromium, needs_browser, render_page
 from tests.instruct_data import synthetic_records, tiny_model_dir, write_records
+from tests.tiny import tiny_gpt
 
 pytestmark = pytest.mark.slow
 
@@ -123,8 +122,7 @@ def keyword_rows(n_per_class: int) -> list[tuple[str, str]]:
 def classify_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("classify")
     tokenizer = WordTokenizer.build(["the", "a", "big", "red", "day", "now", "pizza", "football"])
-    torch.manual_seed(0)
-    model = GPT(tiny(vocab_size=tokenizer.vocab_size, context_length=16, emb_dim=32, n_heads=2, n_layers=1))
+    model = tiny_gpt(vocab_size=tokenizer.vocab_size, context_length=16, n_layers=1)
     save_model(model, tmp / "base", tokenizer)
     (tmp / "kw.tsv").write_text("".join(f"{y}\t{x}\n" for y, x in keyword_rows(20)), encoding="utf-8")
     cfg = compose(

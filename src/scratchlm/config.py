@@ -207,7 +207,7 @@ DEFAULT_TARGETS = ("qkv", "out_proj")
 
 @dataclass(frozen=True)
 class LoRAConfig:
-    """A LoRA adapter (scratchlm.finetune.lora): rank, alpha, dropout, which Linear layers, which blocks."""
+    """A LoRA adapter (scratchlm.model.lora): rank, alpha, dropout, which Linear layers, which blocks."""
 
     rank: int = 8
     alpha: float | None = None  # None: 2 × rank

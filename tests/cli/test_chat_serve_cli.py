@@ -12,18 +12,15 @@ import time
 import urllib.request
 
 import pytest
-import torch
 
-from scratchlm.config import tiny
 from scratchlm.data.templates import get_template, save_template
 from scratchlm.formats.model_files import save_model
-from scratchlm.model import GPT
+from tests.tiny import tiny_gpt
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, trained):
-    torch.manual_seed(0)
-    model = GPT(tiny(vocab_size=trained.vocab_size, context_length=96, n_layers=1, emb_dim=32, n_heads=2))
+    model = tiny_gpt(vocab_size=trained.vocab_size, context_length=96, n_layers=1)
     path = tmp_path_factory.mktemp("model")
     save_model(model, path, trained)
     save_template(get_template("chatml"), path)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from scratchlm.config import RunConfig, TrainConfig, compose, tiny
+from scratchlm.config import RunConfig, TrainConfig, compose
 from scratchlm.data.classification import (
     ClassificationBatches,
     class_weights,
@@ -35,12 +35,12 @@ from scratchlm.finetune.classify_metrics import classification_report, confusion
 from scratchlm.formats.model_files import load_classifier, load_model, save_model
 from scratchlm.generate.classifier import Classifier
 from scratchlm.interop.peft import load_peft_adapter
-from scratchlm.model import GPT
 from scratchlm.model.heads import add_classifier_head, classify_logits
 from scratchlm.model.lora import LoRAConfig
 from scratchlm.tokenizer import WordTokenizer
 from scratchlm.train.loop import train
 from scratchlm.train.optim import build_optimizer
+from tests.tiny import tiny_gpt
 
 FILLER = ["the", "a", "one", "my", "our", "this", "that", "big", "small", "red", "blue", "old", "new"]
 FILLER += ["good", "bad", "day", "night", "then", "now", "here"]
@@ -63,12 +63,6 @@ def keyword_rows(n_per_class: int, seed: int = 0) -> list[tuple[str, str]]:
 def write_tsv(path, rows) -> str:
     path.write_text("".join(f"{label}\t{text}\n" for label, text in rows), encoding="utf-8")
     return str(path)
-
-
-def tiny_gpt(seed: int = 0, **overrides) -> GPT:
-    torch.manual_seed(seed)
-    cfg = dict(context_length=32, emb_dim=32, n_heads=2, n_layers=2, dropout=0.0)
-    return GPT(tiny(**{**cfg, **overrides}))
 
 
 def save_base(directory) -> str:

@@ -9,18 +9,16 @@ import threading
 import pytest
 import torch
 
-from scratchlm.config import tiny
 from scratchlm.errors import ScratchLMError
 from scratchlm.formats.model_files import load_model, save_model
 from scratchlm.formats.tokenizer_files import save_tokenizer
 from scratchlm.interop.hf import save_hf_gpt2
-from scratchlm.model import GPT
+from tests.tiny import tiny_gpt
 
 
 @pytest.fixture(scope="module")
 def tiny_gpt2():
-    torch.manual_seed(0)
-    return GPT(tiny(context_length=32, n_layers=2)).eval()
+    return tiny_gpt(vocab_size=50257)  # GPT-2's vocabulary: the model saves with GPT-2's tokenizer
 
 
 def test_our_format_round_trip(tmp_path, tiny_gpt2, gpt2):

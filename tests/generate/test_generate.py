@@ -18,13 +18,12 @@ from scratchlm.generate.generate import (
     token_ids_to_text,
 )
 from scratchlm.generate.text_stream import pending_stop_prefix
-from scratchlm.model import GPT
+from tests.tiny import tiny_gpt
 
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return GPT(tiny(vocab_size=2000, context_length=256, n_layers=2)).eval()
+    return tiny_gpt(vocab_size=2000, context_length=256)
 
 
 def test_cached_greedy_equals_uncached_for_200_tokens(model):
@@ -36,8 +35,7 @@ def test_cached_greedy_equals_uncached_for_200_tokens(model):
 
 
 def test_past_the_context_window_cached_equals_uncached():
-    torch.manual_seed(0)
-    short = GPT(tiny(context_length=16, n_layers=2)).eval()
+    short = tiny_gpt(vocab_size=50257, context_length=16)
     x = torch.randint(0, 50257, (2, 10))
     assert torch.equal(
         generate(short, x, max_new_tokens=30), generate(short, x, max_new_tokens=30, use_cache=False)

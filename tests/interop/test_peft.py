@@ -9,12 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from scratchlm.config import tiny
 from scratchlm.errors import ScratchLMError
 from scratchlm.interop.hf import load_hf_gpt2, save_hf_gpt2
 from scratchlm.interop.peft import load_peft_adapter, save_peft_adapter
-from scratchlm.model import GPT
 from scratchlm.model.lora import apply_lora, merge_lora
+from tests.tiny import tiny_gpt
 
 peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
@@ -24,8 +23,7 @@ ALL = ("qkv", "out_proj", "ff_in", "ff_out", "head")
 
 
 def base(tmp_path, seed=0):
-    torch.manual_seed(seed)
-    m = GPT(tiny(vocab_size=120, context_length=24, n_layers=2, emb_dim=32, n_heads=4, dropout=0.0)).eval()
+    m = tiny_gpt(seed, vocab_size=120, context_length=24, n_heads=4)
     save_hf_gpt2(m, tmp_path / "base")
     return m
 
@@ -92,7 +90,7 @@ def test_adapters_that_do_not_fit_are_refused(tmp_path):
     ours = base(tmp_path)
     apply_lora(ours, rank=2, alpha=4)
     save_peft_adapter(ours, tmp_path / "adapter")
-    wider = GPT(tiny(vocab_size=120, context_length=24, n_layers=2, emb_dim=64, n_heads=4))
+    wider = tiny_gpt(vocab_size=120, context_length=24, emb_dim=64, n_heads=4)
     with pytest.raises(ScratchLMError, match="another base model"):
         load_peft_adapter(wider, tmp_path / "adapter")
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from scratchlm.config import TrainConfig, tiny
+from scratchlm.config import TrainConfig
 from scratchlm.data.shards import WindowSampler
 from scratchlm.errors import ScratchLMError
-from scratchlm.model import GPT
 from scratchlm.model.lora import (
     LoRAConfig,
     LoRALinear,
@@ -22,11 +21,11 @@ from scratchlm.model.lora import (
 from scratchlm.train.loop import train
 from scratchlm.train.losses import next_token_loss
 from scratchlm.train.optim import build_optimizer
+from tests.tiny import tiny_gpt
 
 
 def model(seed=0):
-    torch.manual_seed(seed)
-    return GPT(tiny(vocab_size=60, context_length=16, n_layers=2, emb_dim=32, n_heads=2, dropout=0.0)).eval()
+    return tiny_gpt(seed, vocab_size=60, context_length=16)
 
 
 def randomize_b(m):

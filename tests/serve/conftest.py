@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from scratchlm.config import tiny
 from scratchlm.data.templates import get_template
-from scratchlm.model import GPT
 from scratchlm.serve.app import Service
 from scratchlm.serve.engine import Engine
+from tests.tiny import tiny_gpt
 
 
 @pytest.fixture(scope="module")
@@ -18,15 +16,10 @@ def make_service(trained):
     `trained` tokenizer and the ChatML template."""
 
     def make(context_length: int = 128, emb_dim: int = 32, max_batch: int = 4) -> Service:
-        torch.manual_seed(0)
-        cfg = tiny(
-            vocab_size=trained.vocab_size,
-            context_length=context_length,
-            n_layers=1,
-            emb_dim=emb_dim,
-            n_heads=2,
+        model = tiny_gpt(
+            vocab_size=trained.vocab_size, context_length=context_length, n_layers=1, emb_dim=emb_dim
         )
-        engine = Engine(GPT(cfg).eval(), trained, max_batch=max_batch).start()
+        engine = Engine(model, trained, max_batch=max_batch).start()
         return Service(engine, trained, "tiny", template=get_template("chatml"))
 
     return make

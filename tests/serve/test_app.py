@@ -10,13 +10,13 @@ import urllib.request
 import pytest
 import torch
 
-from scratchlm.config import GenerateConfig, tiny
+from scratchlm.config import GenerateConfig
 from scratchlm.data.templates import get_template
 from scratchlm.generate.generate import generate_text
-from scratchlm.model import GPT
 from scratchlm.serve.app import Limits, Service
 from scratchlm.serve.engine import Engine
 from scratchlm.serve.server import BackgroundServer
+from tests.tiny import tiny_gpt
 
 openai = pytest.importorskip("openai")
 
@@ -25,9 +25,7 @@ KEY = "sk-test-key"
 
 @pytest.fixture(scope="module")
 def model_and_tokenizer(trained):
-    torch.manual_seed(0)
-    model = GPT(tiny(vocab_size=trained.vocab_size, context_length=128, n_layers=2, emb_dim=32, n_heads=2))
-    return model.eval(), trained
+    return tiny_gpt(vocab_size=trained.vocab_size, context_length=128), trained
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +183,7 @@ def test_a_classifier_answers_classify_only(tmp_path, trained):
     from scratchlm.model.heads import add_classifier_head
     from scratchlm.serve.server import build_service
 
-    torch.manual_seed(0)
-    model = GPT(tiny(vocab_size=trained.vocab_size, context_length=32, n_layers=1, emb_dim=32, n_heads=2))
+    model = tiny_gpt(vocab_size=trained.vocab_size, n_layers=1)
     save_classifier(add_classifier_head(model, 2).eval(), tmp_path / "clf", trained, ["ham", "spam"], 32)
     service = build_service(str(tmp_path / "clf"))
     assert service.engine is None

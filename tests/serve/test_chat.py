@@ -5,20 +5,16 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
-from scratchlm.config import GenerateConfig, tiny
+from scratchlm.config import GenerateConfig
 from scratchlm.data.templates import get_template
-from scratchlm.model import GPT
 from scratchlm.serve.chat import ChatSession, describe
+from tests.tiny import tiny_gpt
 
 
 @pytest.fixture(scope="module")
 def model(trained):
-    torch.manual_seed(0)
-    return GPT(
-        tiny(vocab_size=trained.vocab_size, context_length=96, n_layers=1, emb_dim=32, n_heads=2)
-    ).eval()
+    return tiny_gpt(vocab_size=trained.vocab_size, context_length=96, n_layers=1)
 
 
 @pytest.fixture

@@ -6,13 +6,12 @@ import queue
 import threading
 
 import pytest
-import torch
 
-from scratchlm.config import GenerateConfig, tiny
+from scratchlm.config import GenerateConfig
 from scratchlm.errors import ScratchLMError
 from scratchlm.generate.generate import stream_tokens
-from scratchlm.model import GPT
 from scratchlm.serve.engine import Done, Engine, QueueFull, Request, TokenEvent, prompt_logprobs
+from tests.tiny import tiny_gpt
 
 
 class Letters:
@@ -26,8 +25,7 @@ class Letters:
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return GPT(tiny(vocab_size=260, context_length=48, n_layers=2, emb_dim=32, n_heads=2, dropout=0.0)).eval()
+    return tiny_gpt(vocab_size=260, context_length=48)
 
 
 def collect(engine, prompt, **config):

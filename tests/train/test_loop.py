@@ -8,17 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from scratchlm.config import TrainConfig, tiny
+from scratchlm.config import TrainConfig
 from scratchlm.data.shards import WindowSampler
-from scratchlm.model import GPT
 from scratchlm.train.loop import NonFiniteTraining, train
 from scratchlm.train.losses import next_token_loss
 from scratchlm.train.optim import build_optimizer
+from tests.tiny import tiny_gpt
 
 
 def setup(seed=0, **train_kwargs):
-    torch.manual_seed(seed)
-    model = GPT(tiny(vocab_size=50, context_length=16, n_layers=2, emb_dim=32, n_heads=2))
+    model = tiny_gpt(seed, vocab_size=50, context_length=16)
     cfg = TrainConfig(warmup_steps=2, lr=3e-3, min_lr=3e-4, **train_kwargs)
     ids = np.array([i % 7 + (i // 7) % 3 for i in range(2000)], dtype=np.int64)  # a learnable pattern
     return model, build_optimizer(model, cfg), cfg, WindowSampler([ids], 16, seed=seed)

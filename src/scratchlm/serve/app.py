@@ -54,7 +54,7 @@ class Service:
     tokenizer: Any
     model_name: str
     template: Any = None  # scratchlm.data.templates template, or None for a base model
-    classifier: Any = None  # scratchlm.finetune.classifier.Classifier, for /v1/classify
+    classifier: Any = None  # scratchlm.generate.classifier.Classifier, for /v1/classify
     created: int = field(default_factory=lambda: int(time.time()))
     lock: threading.Lock = field(default_factory=threading.Lock)  # one classifier batch at a time
 
