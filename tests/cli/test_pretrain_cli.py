@@ -40,6 +40,27 @@ def test_fine_tune_flags_compose_with_the_book_preset(tmp_path):
     assert cfg.train.lr == 5e-4 and cfg.lora.targets == ("qkv", "head")
 
 
+def test_task_aliases_are_their_settings_lists_included(tmp_path):
+    argv = ["-o", str(tmp_path), "-d", "spam.tsv", "--text-field", "1", "--label-field", "0"]
+    argv += [
+        "--labels",
+        "ham,spam",
+        "--balance",
+        "undersample",
+        "--split",
+        "0.8,0.1,0.1",
+        "--max-length",
+        "64",
+    ]
+    c = parse("classify", [*argv, "--select", "macro_f1"]).classify
+    assert (c.text_field, c.label_field, c.labels, c.balance) == ("1", "0", ("ham", "spam"), "undersample")
+    assert c.split == (0.8, 0.1, 0.1) and c.max_length == 64 and c.select == "macro_f1"
+    i = parse(
+        "instruct", ["-o", str(tmp_path), "--split", "0.8", "0.1", "0.1", "--max-length", "96"]
+    ).instruct
+    assert i.split == (0.8, 0.1, 0.1) and i.max_length == 96
+
+
 def test_resume_reads_the_runs_config_and_checks_its_kind(tmp_path):
     saved = parse("classify", ["-o", str(tmp_path), "-m", "base", "--lr", "0.01"])
     (tmp_path / "config.json").write_text(json.dumps(saved.to_dict()))

@@ -12,8 +12,9 @@ from scratchlm.cli.run_args import add_run_arguments, run_config
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser, "classify")
     parser.epilog = (
-        "Defaults are the book's chapter 6 (scratchlm.config.book_classify). Examples: --text-field 1 is "
-        "--classify.text_field 1; --lora-rank 8 trains LoRA adapters and the head."
+        "Defaults are the book's chapter 6 (scratchlm.config.book_classify). Every setting is --section.key "
+        "(--classify.header false); --text-field 1 is --classify.text_field 1; --lora-rank 8 trains LoRA "
+        "adapters and the head."
     )
     parser.set_defaults(run=run)
 

@@ -47,6 +47,13 @@ ALIASES: dict[str, dict[str, tuple[str, str]]] = {
         "--test": ("classify.test", "test table (default: split off --data)"),
         "--epochs": ("classify.epochs", "passes over the training split"),
         "--train-layers": ("classify.train_layers", "head | last-N | all | lora"),
+        "--text-field": ("classify.text_field", "the text's column name, or 0-based index (no header)"),
+        "--label-field": ("classify.label_field", "the label's column name, or 0-based index"),
+        "--labels": ("classify.labels", "the classes in id order, e.g. ham,spam"),
+        "--balance": ("classify.balance", "none | undersample | weights (the training split only)"),
+        "--split": ("classify.split", "train,val,test fractions, stratified"),
+        "--max-length": ("classify.max_length", "tokens per text (default: the longest, up to the context)"),
+        "--select": ("classify.select", "accuracy | macro_f1 | loss: which validation score picks the best"),
     },
     "instruct": {
         **COMMON,
@@ -55,6 +62,8 @@ ALIASES: dict[str, dict[str, tuple[str, str]]] = {
         "--test": ("instruct.test", "test file (default: split off --data)"),
         "--template": ("instruct.template", "alpaca, chatml or phi3"),
         "--epochs": ("instruct.epochs", "passes over the training split"),
+        "--split": ("instruct.split", "train,val,test fractions"),
+        "--max-length": ("instruct.max_length", "tokens per example (default: the context length)"),
         "--mask-prompt": ("instruct.mask_prompt", "learn only the responses (flag)"),
         "--baseline": ("instruct.baseline", "answer the test split with the base model too (flag)"),
         "--max-new-tokens": ("generate.max_new_tokens", "tokens per test response"),
@@ -81,13 +90,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
         if setting in FLAGS:
             common.add_argument(*names, dest=setting, action="store_const", const="true", help=help_text)
         else:
-            common.add_argument(*names, dest=setting, metavar="VALUE", help=f"{help_text} (--{setting})")
+            nargs = "+" if _takes_many(setting) else None
+            common.add_argument(
+                *names, dest=setting, nargs=nargs, metavar="VALUE", help=f"{help_text} (--{setting})"
+            )
     defaults = _preset_values(kind)
     for section in KIND_SECTIONS[kind]:
         group = parser.add_argument_group(f"{section} settings")
         for f in fields(SECTIONS[section]):
             setting = f"{section}.{f.name}"
-            many = str(f.type).startswith(("tuple", "Split"))
+            many = _takes_many(setting)
             # A fine-tune's architecture is its base model's: only dropout is shown (others are refused).
             hidden = section == "model" and kind != "pretrain" and f.name != "dropout"
             default = (defaults.get(section) or {}).get(f.name)
@@ -100,6 +112,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
             )
     parser.set_defaults(run_kind=kind)
     parser.error = _one_line_error  # type: ignore[method-assign]
+
+
+def _takes_many(setting: str) -> bool:
+    """Whether a setting is a list (its flag takes one or more values, each may be comma-separated)."""
+    section, key = setting.split(".", 1)
+    kind = next(f.type for f in fields(SECTIONS[section]) if f.name == key)
+    return str(kind).startswith(("tuple", "Split"))
 
 
 def _one_line_error(message: str) -> None:
