@@ -49,9 +49,17 @@ def _coerce(owner: str, key: str, kind: str, value: Any) -> Any:
     return number
 
 
+ROPE_TYPES = ("default", "linear", "llama3")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """A GPT-2-style decoder. Defaults are GPT-2 small (124M) as the book trains it (no qkv bias)."""
+    """A decoder-only transformer. Defaults are GPT-2 small (124M) as the book trains it (no qkv bias).
+
+    The modern families differ from GPT-2 by a few choices, each a field here (defaults: GPT-2's):
+    `positions` "rope" (rotary, scratchlm.model.rope) instead of learned absolute, `norm` "rmsnorm",
+    `mlp` "swiglu" (gated, `ff_dim` wide), `n_kv_heads` < n_heads (grouped-query attention), no `bias`
+    on the output projection and MLP, an explicit `head_size`."""
 
     vocab_size: int = 50257
     context_length: int = 1024
@@ -62,22 +70,68 @@ class ModelConfig:
     qkv_bias: bool = False  # OpenAI's GPT-2 weights have it; the book trains without it
     tie_embeddings: bool = True  # the output head shares the token embedding matrix, as in GPT-2
     norm_eps: float = 1e-5
+    # The modern choices.
+    positions: Literal["learned", "rope"] = "learned"
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    ff_dim: int | None = None  # the MLP's hidden width; None: 4 × emb_dim
+    bias: bool = True  # biases on the attention's output projection and the MLP (GPT-2 has them)
+    n_kv_heads: int | None = None  # key/value heads (grouped-query attention); None: n_heads
+    head_size: int | None = None  # per-head width; None: emb_dim / n_heads (Qwen3 sets it apart)
+    rope_theta: float = 10000.0
+    rope_type: str = "default"  # "default", "linear" or "llama3" (see scratchlm.model.rope)
+    rope_factor: float = 1.0
+    rope_low_freq_factor: float = 1.0  # llama3 only
+    rope_high_freq_factor: float = 4.0  # llama3 only
+    rope_original_context: int = 8192  # llama3 only: the context the model was first trained at
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ScratchLMError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
-        if self.emb_dim % self.n_heads:
+        for name in ("ff_dim", "n_kv_heads", "head_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ScratchLMError(f"ModelConfig.{name} must be a positive integer or null, got {value!r}")
+        if self.head_size is None and self.emb_dim % self.n_heads:
             raise ScratchLMError(
                 f"ModelConfig: emb_dim {self.emb_dim} is not divisible by n_heads {self.n_heads}"
             )
+        if self.n_heads % self.kv_heads:
+            raise ScratchLMError(
+                f"ModelConfig: n_heads {self.n_heads} is not a multiple of n_kv_heads {self.kv_heads}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ScratchLMError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        _check_choice("ModelConfig", "positions", self.positions, ("learned", "rope"))
+        _check_choice("ModelConfig", "norm", self.norm, ("layernorm", "rmsnorm"))
+        _check_choice("ModelConfig", "mlp", self.mlp, ("gelu", "swiglu"))
+        if self.rope_type not in ROPE_TYPES:
+            raise ScratchLMError(
+                f"ModelConfig.rope_type {self.rope_type!r} is not supported "
+                f"(supported: {', '.join(ROPE_TYPES)})"
+            )
+        if self.positions == "rope" and self.head_dim % 2:
+            raise ScratchLMError(f"ModelConfig: rotary positions need an even head_dim, got {self.head_dim}")
+        if self.rope_type == "llama3" and self.rope_high_freq_factor <= self.rope_low_freq_factor:
+            raise ScratchLMError(
+                "ModelConfig: llama3 rope needs rope_high_freq_factor > rope_low_freq_factor"
+            )
 
     @property
     def head_dim(self) -> int:
-        return self.emb_dim // self.n_heads
+        return self.head_size or self.emb_dim // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads: n_kv_heads, or n_heads (plain multi-head attention)."""
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def hidden_dim(self) -> int:
+        """The MLP's hidden width."""
+        return self.ff_dim or 4 * self.emb_dim
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -51,7 +51,8 @@ def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
     """Our config for an HF GPT-2 `config.json`; anything GPT-2-like we cannot run is refused clearly."""
     if hf.get("model_type") != "gpt2":
         raise ScratchLMError(
-            f"config.json: model_type {hf.get('model_type')!r} is not supported (GPT-2 only)"
+            f"config.json: model_type {hf.get('model_type')!r} is not supported "
+            "(supported: gpt2, llama, mistral)"
         )
     activation = hf.get("activation_function", "gelu_new")
     if activation not in ("gelu_new", "gelu_pytorch_tanh"):
@@ -73,7 +74,30 @@ def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
     )
 
 
+def is_gpt2_architecture(cfg: ModelConfig) -> bool:
+    """Whether `cfg` is GPT-2's architecture (whatever its size): what the GPT-2 format can hold."""
+    return (
+        cfg.positions == "learned"
+        and cfg.norm == "layernorm"
+        and cfg.mlp == "gelu"
+        and cfg.hidden_dim == 4 * cfg.emb_dim
+        and cfg.bias
+        and cfg.kv_heads == cfg.n_heads
+        and cfg.head_dim * cfg.n_heads == cfg.emb_dim
+    )
+
+
+def require_gpt2(cfg: ModelConfig) -> None:
+    if not is_gpt2_architecture(cfg):
+        raise ScratchLMError(
+            "this model is not GPT-2-shaped (rotary positions, RMSNorm, SwiGLU, grouped-query attention, "
+            "another MLP width or no biases): it cannot be written as a Hugging Face GPT-2 model"
+        )
+
+
 def config_to_hf(cfg: ModelConfig, eos_id: int | None = None) -> dict[str, Any]:
+    """HF GPT-2's config.json for `cfg`; a model of another architecture is a clear error."""
+    require_gpt2(cfg)
     return {
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
@@ -132,6 +156,7 @@ def state_dict_from_hf(hf_sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict
 def state_dict_to_hf(model: GPT) -> dict[str, torch.Tensor]:
     """Our weights under HF's names (with the `transformer.` prefix, as transformers 5 saves them)."""
     cfg = model.cfg
+    require_gpt2(cfg)
     sd = model.state_dict()
     hf: dict[str, torch.Tensor] = {}
     for hf_name, ours in TOP_KEYS.items():
@@ -187,9 +212,10 @@ def load_hf_gpt2(directory: str | os.PathLike) -> GPT:
 
 def save_hf_gpt2(model: GPT, directory: str | os.PathLike, eos_id: int | None = None) -> Path:
     """Write config.json, generation_config.json and model.safetensors that transformers loads as is."""
+    config = config_to_hf(model.cfg, eos_id)  # refuses another architecture before anything is written
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / "config.json", config_to_hf(model.cfg, eos_id))
+    write_json(directory / "config.json", config)
     write_json(directory / "generation_config.json", {"bos_token_id": eos_id, "eos_token_id": eos_id})
     tmp = directory / "model.safetensors.tmp"
     save_file(state_dict_to_hf(model), str(tmp), metadata={"format": "pt"})

@@ -1,6 +1,11 @@
 """Stage 4, production version: causal multi-head self-attention with one fused q/k/v projection and
 PyTorch's `scaled_dot_product_attention` (flash/memory-efficient kernels where the device has them).
 
+Two modern choices of the config: rotary positions (queries and keys turned by their position, see
+`rope.py`) and grouped-query attention, where `n_kv_heads` key/value heads are shared by groups of
+`n_heads / n_kv_heads` query heads (Ainslie et al. 2023): fewer keys and values to compute and, above all,
+to keep in the KV cache. With n_kv_heads == n_heads it is the multi-head attention of GPT-2.
+
 `attention_reference.py` builds the same computation step by step, as the book does; tests prove them equal.
 """
 
@@ -12,16 +17,18 @@ from torch import nn
 
 from scratchlm.config import ModelConfig
 from scratchlm.model.kv_cache import KVCache
+from scratchlm.model.rope import apply_rotary
 
 
 class MultiHeadAttention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.n_heads = cfg.n_heads
-        self.head_dim = cfg.head_dim
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         self.dropout = cfg.dropout
-        self.qkv = nn.Linear(cfg.emb_dim, 3 * cfg.emb_dim, bias=cfg.qkv_bias)
-        self.out_proj = nn.Linear(cfg.emb_dim, cfg.emb_dim)
+        q_dim, kv_dim = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+        self.sizes = [q_dim, kv_dim, kv_dim]
+        self.qkv = nn.Linear(cfg.emb_dim, q_dim + 2 * kv_dim, bias=cfg.qkv_bias)
+        self.out_proj = nn.Linear(q_dim, cfg.emb_dim, bias=cfg.bias)
 
     def forward(
         self,
@@ -29,16 +36,23 @@ class MultiHeadAttention(nn.Module):
         attn_mask: torch.Tensor | None = None,
         kv_cache: KVCache | None = None,
         layer: int = 0,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """x: (B, T, C). `attn_mask`: None for plain causal attention, else a boolean (B or 1, 1, T, T_keys)
-        mask where True means "may attend". With a cache, keys/values of earlier tokens come from it."""
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
+        mask where True means "may attend". With a cache, keys/values of earlier tokens come from it.
+        `rope`: the (cos, sin) of these T positions, for rotary positions."""
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x).split(self.sizes, dim=2)
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-        k = k.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-        v = v.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, D)
+        v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if rope is not None:
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if kv_cache is not None:
-            k, v = kv_cache.update(layer, k, v)  # (B, H, T_keys, D)
+            k, v = kv_cache.update(layer, k, v)  # (B, H_kv, T_keys, D): the cache keeps the shared heads only
+        if self.n_kv_heads < self.n_heads:  # each key/value head serves a group of consecutive query heads
+            group = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         # Without a mask, queries are the last T of the keys: causal when T > 1, see-everything when T == 1.
         is_causal = attn_mask is None and T > 1
         y = F.scaled_dot_product_attention(
@@ -49,5 +63,5 @@ class MultiHeadAttention(nn.Module):
             dropout_p=self.dropout if self.training else 0.0,
             is_causal=is_causal,
         )
-        y = y.transpose(1, 2).reshape(B, T, C)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
         return self.out_proj(y)

@@ -1,5 +1,6 @@
 """Stage 5 building blocks: layer norm, GELU, the feed-forward network and the transformer block with its
-two shortcut connections (pre-norm, as GPT-2)."""
+two shortcut connections (pre-norm, as GPT-2); and the modern families' two swaps: RMSNorm for LayerNorm,
+the gated SwiGLU network for the GELU one. `make_norm` and `make_feed_forward` pick by the config."""
 
 from __future__ import annotations
 
@@ -26,6 +27,27 @@ class LayerNorm(nn.Module):
         return F.layer_norm(x, (x.shape[-1],), self.scale, self.shift, self.eps)
 
 
+class RMSNorm(nn.Module):
+    """Scale each vector to root-mean-square 1, then by a learned gain (Zhang & Sennrich 2019): LayerNorm
+    without the mean and the shift. Computed in fp32 and cast back before the gain, as Llama does."""
+
+    def __init__(self, emb_dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.scale = nn.Parameter(torch.ones(emb_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.scale * x32.to(x.dtype)
+
+
+def make_norm(cfg: ModelConfig, dim: int | None = None) -> nn.Module:
+    """The config's normalisation over `dim` features (default emb_dim)."""
+    norm = RMSNorm if cfg.norm == "rmsnorm" else LayerNorm
+    return norm(dim or cfg.emb_dim, cfg.norm_eps)
+
+
 class GELU(nn.Module):
     """GELU, tanh approximation (GPT-2's "gelu_new"):
     0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))."""
@@ -35,18 +57,37 @@ class GELU(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Expand to 4x the width, GELU, project back."""
+    """Expand to 4x the width (or ff_dim), GELU, project back."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Linear(cfg.emb_dim, 4 * cfg.emb_dim),
+            nn.Linear(cfg.emb_dim, cfg.hidden_dim, bias=cfg.bias),
             GELU(),
-            nn.Linear(4 * cfg.emb_dim, cfg.emb_dim),
+            nn.Linear(cfg.hidden_dim, cfg.emb_dim, bias=cfg.bias),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+
+class SwiGLU(nn.Module):
+    """The gated feed-forward network of Llama and its kin (Shazeer 2020): down(silu(gate(x)) * up(x)).
+    Two expansions instead of one: `up` carries the content, `gate` (through SiLU) decides how much of
+    each hidden unit passes. ff_dim is usually about 8/3 x emb_dim, so it costs what a 4x GELU one does."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.gate = nn.Linear(cfg.emb_dim, cfg.hidden_dim, bias=cfg.bias)
+        self.up = nn.Linear(cfg.emb_dim, cfg.hidden_dim, bias=cfg.bias)
+        self.down = nn.Linear(cfg.hidden_dim, cfg.emb_dim, bias=cfg.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(F.silu(self.gate(x)) * self.up(x))
+
+
+def make_feed_forward(cfg: ModelConfig) -> nn.Module:
+    return SwiGLU(cfg) if cfg.mlp == "swiglu" else FeedForward(cfg)
 
 
 class TransformerBlock(nn.Module):
@@ -54,10 +95,10 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.norm1 = LayerNorm(cfg.emb_dim, cfg.norm_eps)
+        self.norm1 = make_norm(cfg)
         self.att = MultiHeadAttention(cfg)
-        self.norm2 = LayerNorm(cfg.emb_dim, cfg.norm_eps)
-        self.ff = FeedForward(cfg)
+        self.norm2 = make_norm(cfg)
+        self.ff = make_feed_forward(cfg)
         self.drop_shortcut = nn.Dropout(cfg.dropout)
 
     def forward(
@@ -66,6 +107,7 @@ class TransformerBlock(nn.Module):
         attn_mask: torch.Tensor | None = None,
         kv_cache: KVCache | None = None,
         layer: int = 0,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x), attn_mask, kv_cache, layer))
+        x = x + self.drop_shortcut(self.att(self.norm1(x), attn_mask, kv_cache, layer, rope))
         return x + self.drop_shortcut(self.ff(self.norm2(x)))

@@ -1,5 +1,6 @@
 """Stage 3: token ids to vectors. A trainable token embedding plus a learned absolute position embedding
-(GPT-2's), then dropout. Knows nothing about attention."""
+(GPT-2's), then dropout. Knows nothing about attention. With rotary positions (`rope.py`) there is no
+position embedding: positions enter inside attention instead."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ class Embeddings(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.emb_dim)
-        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim)
+        self.pos_emb = nn.Embedding(cfg.context_length, cfg.emb_dim) if cfg.positions == "learned" else None
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, token_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         # token_ids, position_ids: (B, T) -> (B, T, C); positions broadcast over the batch when (1, T).
-        return self.drop(self.tok_emb(token_ids) + self.pos_emb(position_ids))
+        x = self.tok_emb(token_ids)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(position_ids)
+        return self.drop(x)

@@ -12,9 +12,10 @@ from torch import nn
 
 from scratchlm.config import ModelConfig
 from scratchlm.errors import ScratchLMError
-from scratchlm.model.blocks import LayerNorm, TransformerBlock
+from scratchlm.model.blocks import LayerNorm, RMSNorm, TransformerBlock, make_norm
 from scratchlm.model.embeddings import Embeddings
 from scratchlm.model.kv_cache import KVCache
+from scratchlm.model.rope import inverse_frequencies, rotary_angles
 
 
 class GPT(nn.Module):
@@ -23,8 +24,10 @@ class GPT(nn.Module):
         self.cfg = cfg
         self.emb = Embeddings(cfg)
         self.trf_blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
-        self.final_norm = LayerNorm(cfg.emb_dim, cfg.norm_eps)
+        self.final_norm = make_norm(cfg)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
+        if cfg.positions == "rope":  # a constant of the config: not a weight, not saved
+            self.register_buffer("inv_freq", inverse_frequencies(cfg), persistent=False)
         if cfg.tie_embeddings:
             self.out_head.weight = self.emb.tok_emb.weight
         if init:
@@ -38,7 +41,7 @@ class GPT(nn.Module):
         - the two projections that write into the residual stream (attention `out_proj`, the feed-forward's
           second Linear): normal(0, 0.02 / sqrt(2 * n_layers)), so the residual's variance does not grow
           with depth
-        - LayerNorm: scale 1, shift 0
+        - LayerNorm: scale 1, shift 0; RMSNorm: scale 1
         - the output head is the token embedding when tied, else normal(0, 0.02)
         """
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -52,7 +55,7 @@ class GPT(nn.Module):
             if isinstance(module, nn.Linear):
                 if module is self.out_head and self.cfg.tie_embeddings:
                     continue
-                is_residual = name.endswith("att.out_proj") or name.endswith("ff.layers.2")
+                is_residual = name.endswith(("att.out_proj", "ff.layers.2", "ff.down"))
                 normal_(module.weight, residual_std if is_residual else std)
                 if module.bias is not None:
                     module.bias.zero_()
@@ -61,6 +64,8 @@ class GPT(nn.Module):
             elif isinstance(module, LayerNorm):
                 module.scale.fill_(1.0)
                 module.shift.zero_()
+            elif isinstance(module, RMSNorm):
+                module.scale.fill_(1.0)
 
     def forward(
         self,
@@ -87,8 +92,9 @@ class GPT(nn.Module):
             position_ids = torch.arange(start, start + T, device=token_ids.device).unsqueeze(0)
         mask = attention_mask(start, T, padding_mask, token_ids.device)
         x = self.emb(token_ids, position_ids)
+        rope = rotary_angles(self.inv_freq, position_ids) if self.cfg.positions == "rope" else None
         for layer, block in enumerate(self.trf_blocks):
-            x = block(x, mask, kv_cache, layer)
+            x = block(x, mask, kv_cache, layer, rope)
         if kv_cache is not None:
             kv_cache.advance(T)
         if last_only:

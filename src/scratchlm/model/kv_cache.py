@@ -42,7 +42,8 @@ class KVCache:
         device: torch.device | str = "cpu",
     ) -> KVCache:
         max_len = min(max_len or cfg.context_length, cfg.context_length)
-        return cls(cfg.n_layers, batch_size, cfg.n_heads, cfg.head_dim, max_len, dtype, device)
+        # Grouped-query attention caches its shared key/value heads only: n_heads / n_kv_heads times smaller.
+        return cls(cfg.n_layers, batch_size, cfg.kv_heads, cfg.head_dim, max_len, dtype, device)
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # k, v: (B, H, T, D) for the new tokens -> (B, H, pos + T, D) for all tokens so far.

@@ -70,6 +70,17 @@ class LoRALinear(nn.Module):
         return f"rank={self.rank}, alpha={self.alpha:g}, merged={self.merged}"
 
 
+# A gated (SwiGLU) MLP has two input projections and names its output `down`.
+SWIGLU_TARGETS = {"ff_in": ("ff.gate", "ff.up"), "ff_out": ("ff.down",)}
+
+
+def _block_paths(model: nn.Module, target: str) -> tuple[str, ...]:
+    cfg = getattr(model, "cfg", None)
+    if getattr(cfg, "mlp", "gelu") == "swiglu" and target in SWIGLU_TARGETS:
+        return SWIGLU_TARGETS[target]
+    return (TARGETS[target],)
+
+
 def lora_paths(model: nn.Module, cfg: LoRAConfig) -> list[str]:
     """The dotted names of the Linear modules `cfg` targets in `model` (a scratchlm GPT)."""
     paths = []
@@ -78,7 +89,9 @@ def lora_paths(model: nn.Module, cfg: LoRAConfig) -> list[str]:
     for i in layers:
         if not 0 <= i < n_blocks:
             raise ScratchLMError(f"lora.layers: block {i} does not exist (the model has {n_blocks})")
-        paths += [f"trf_blocks.{i}.{TARGETS[t]}" for t in cfg.targets if t != "head"]
+        paths += [
+            f"trf_blocks.{i}.{path}" for t in cfg.targets if t != "head" for path in _block_paths(model, t)
+        ]
     if "head" in cfg.targets:
         paths.append(TARGETS["head"])
     return paths

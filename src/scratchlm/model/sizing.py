@@ -15,13 +15,25 @@ def parameter_count(cfg: ModelConfig, tied: bool | None = None) -> int:
     (124412160, 163009536)
     """
     tied = cfg.tie_embeddings if tied is None else tied
-    C, V = cfg.emb_dim, cfg.vocab_size
-    embeddings = V * C + cfg.context_length * C
-    attention = C * 3 * C + (3 * C if cfg.qkv_bias else 0) + C * C + C
-    feed_forward = C * 4 * C + 4 * C + 4 * C * C + C
-    norms = 2 * 2 * C
+    C, V, F = cfg.emb_dim, cfg.vocab_size, cfg.hidden_dim
+    q, kv = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+    embeddings = V * C + (cfg.context_length * C if cfg.positions == "learned" else 0)
+    attention = C * (q + 2 * kv) + ((q + 2 * kv) if cfg.qkv_bias else 0) + q * C + (C if cfg.bias else 0)
+    n_in = 2 if cfg.mlp == "swiglu" else 1  # SwiGLU expands twice (gate and up)
+    feed_forward = n_in * (C * F + (F if cfg.bias else 0)) + F * C + (C if cfg.bias else 0)
+    norm = 2 * C if cfg.norm == "layernorm" else C
     head = 0 if tied else V * C
-    return embeddings + cfg.n_layers * (attention + feed_forward + norms) + 2 * C + head
+    return embeddings + cfg.n_layers * (attention + feed_forward + 2 * norm) + norm + head
+
+
+def kv_cache_bytes(cfg: ModelConfig, tokens: int, batch_size: int = 1, dtype: str = "float32") -> int:
+    """Bytes of the KV cache for `tokens` positions: keys and values of every layer's key/value heads.
+
+    >>> from scratchlm.config import gpt2_small
+    >>> kv_cache_bytes(gpt2_small(), 1024) / 2**20  # MiB
+    72.0
+    """
+    return 2 * cfg.n_layers * batch_size * cfg.kv_heads * tokens * cfg.head_dim * BYTES_PER[dtype]
 
 
 def memory_bytes(cfg: ModelConfig, dtype: str = "float32", training: bool = False) -> int:
@@ -40,7 +52,10 @@ def flops_per_token(cfg: ModelConfig, training: bool = True) -> int:
     >>> flops_per_token(gpt2_small(), training=False) / 1e6
     284.8128
     """
-    C, L, T = cfg.emb_dim, cfg.n_layers, cfg.context_length
-    matmul_weights = L * (3 * C * C + C * C + 8 * C * C) + cfg.vocab_size * C  # blocks + output head
-    forward = 2 * matmul_weights + L * 2 * 2 * T * C  # q.k and weights.v over T keys
+    C, L, T, F = cfg.emb_dim, cfg.n_layers, cfg.context_length, cfg.hidden_dim
+    q, kv = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+    n_mlp = 3 if cfg.mlp == "swiglu" else 2  # matrices of C x F
+    per_block = C * (q + 2 * kv) + q * C + n_mlp * C * F
+    matmul_weights = L * per_block + cfg.vocab_size * C  # blocks + output head
+    forward = 2 * matmul_weights + L * 2 * 2 * T * q  # q.k and weights.v over T keys, every query head
     return 3 * forward if training else forward

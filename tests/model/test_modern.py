@@ -1,0 +1,256 @@
+"""The modern families' parts as config choices: rotary positions (with linear and llama3 scaling), RMSNorm,
+SwiGLU, grouped-query attention, no biases, an explicit head size. Each alone against its definition or
+Hugging Face's implementation, then the whole model: the KV cache, padding and sizing stay exact."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from scratchlm.config import ModelConfig
+from scratchlm.errors import ScratchLMError
+from scratchlm.generate.generate import generate, generate_batch
+from scratchlm.model import GPT
+from scratchlm.model.attention import MultiHeadAttention
+from scratchlm.model.blocks import RMSNorm, SwiGLU
+from scratchlm.model.kv_cache import KVCache
+from scratchlm.model.lora import apply_lora, lora_modules
+from scratchlm.model.rope import apply_rotary, inverse_frequencies, rotary_angles
+from scratchlm.model.sizing import flops_per_token, kv_cache_bytes, parameter_count
+from tests.tiny import tiny_config, tiny_gpt
+
+MODERN = {
+    "positions": "rope",
+    "norm": "rmsnorm",
+    "mlp": "swiglu",
+    "bias": False,
+    "n_heads": 4,
+    "n_kv_heads": 2,
+    "ff_dim": 88,
+    "norm_eps": 1e-6,
+}
+
+
+def modern(**overrides) -> ModelConfig:
+    return tiny_config(**{"vocab_size": 97, "context_length": 48, **MODERN, **overrides})
+
+
+# ---- rotary positions --------------------------------------------------------------------------------------
+
+
+def test_rotation_keeps_lengths_and_scores_depend_only_on_distance():
+    cfg = modern()
+    inv_freq = inverse_frequencies(cfg)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 1, 1, cfg.head_dim, generator=g), torch.randn(1, 1, 1, cfg.head_dim, generator=g)
+
+    def at(x, pos):
+        return apply_rotary(x, *rotary_angles(inv_freq, torch.tensor([[pos]])))
+
+    assert torch.allclose(at(q, 7).norm(), q.norm(), atol=1e-6)
+    scores = [(at(q, p + 5) * at(k, p)).sum() for p in (0, 3, 20)]  # the same distance, 5, anywhere
+    assert all(torch.allclose(s, scores[0], atol=1e-5) for s in scores)
+    assert not torch.allclose((at(q, 9) * at(k, 0)).sum(), scores[0], atol=1e-3)
+
+
+def test_frequencies_are_theta_powers_in_the_half_split_layout():
+    cfg = modern(rope_theta=500000.0)
+    D = cfg.head_dim
+    expected = torch.tensor([500000.0 ** (-2 * i / D) for i in range(D // 2)])
+    assert torch.allclose(inverse_frequencies(cfg), expected, rtol=1e-6)
+    cos, _ = rotary_angles(inverse_frequencies(cfg), torch.tensor([[2]]))
+    assert torch.equal(cos[..., : D // 2], cos[..., D // 2 :])  # pair i is coordinates (i, i + D/2)
+
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.mark.parametrize(
+    ("scaling", "ours"),
+    [
+        (None, {}),
+        ({"rope_type": "linear", "factor": 4.0}, {"rope_type": "linear", "rope_factor": 4.0}),
+        (
+            {
+                "rope_type": "llama3",
+                "factor": 32.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64,
+            },
+            {
+                "rope_type": "llama3",
+                "rope_factor": 32.0,
+                "rope_low_freq_factor": 1.0,
+                "rope_high_freq_factor": 4.0,
+                "rope_original_context": 64,
+            },
+        ),
+    ],
+)
+def test_rotary_equals_hugging_faces(scaling, ours):
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+
+    hf_cfg = LlamaConfig(
+        hidden_size=64,
+        num_attention_heads=2,
+        max_position_embeddings=2048,
+        rope_theta=500000.0,
+        rope_scaling=scaling,
+    )
+    cfg = modern(emb_dim=64, n_heads=2, n_kv_heads=None, rope_theta=500000.0, context_length=2048, **ours)
+    hf_rope = LlamaRotaryEmbedding(hf_cfg)
+    assert torch.allclose(hf_rope.inv_freq, inverse_frequencies(cfg), rtol=1e-6, atol=0)
+    positions = torch.tensor([[0, 1, 5, 63, 100, 2047]])
+    x = torch.randn(1, 2, 6, 32, generator=torch.Generator().manual_seed(1))
+    cos, sin = hf_rope(x, positions)
+    expected, _ = apply_rotary_pos_emb(x, x, cos, sin)
+    ours_cos, ours_sin = rotary_angles(inverse_frequencies(cfg), positions)
+    assert torch.allclose(apply_rotary(x, ours_cos, ours_sin), expected, atol=1e-6)
+
+
+def test_an_unknown_rope_type_is_a_clear_error():
+    with pytest.raises(ScratchLMError, match=r"rope_type 'yarn' is not supported \(supported: default"):
+        modern(rope_type="yarn")
+    with pytest.raises(ScratchLMError, match="even head_dim"):
+        modern(head_size=7)
+
+
+# ---- norms, MLP, attention ---------------------------------------------------------------------------------
+
+
+def test_rms_norm_equals_llamas():
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    ours, theirs = RMSNorm(16, eps=1e-6), LlamaRMSNorm(16, eps=1e-6)
+    with torch.no_grad():
+        ours.scale.copy_(torch.linspace(0.5, 2, 16))
+        theirs.weight.copy_(ours.scale)
+    x = torch.randn(3, 5, 16, generator=torch.Generator().manual_seed(2)) * 10
+    assert torch.equal(ours(x), theirs(x))
+    assert torch.allclose(RMSNorm(16)(x).pow(2).mean(-1), torch.ones(3, 5), atol=1e-4)
+
+
+def test_swiglu_is_down_of_silu_gate_times_up():
+    ff = SwiGLU(modern())
+    x = torch.randn(2, 3, 32, generator=torch.Generator().manual_seed(3))
+    gate, up = x @ ff.gate.weight.T, x @ ff.up.weight.T
+    expected = (gate * torch.sigmoid(gate) * up) @ ff.down.weight.T
+    assert torch.allclose(ff(x), expected, atol=1e-6)
+    assert ff.gate.bias is None and ff.down.bias is None
+
+
+def test_grouped_query_attention_equals_multi_head_with_shared_heads():
+    # GQA with 2 key/value heads for 4 query heads = MHA whose k/v heads come in identical consecutive pairs.
+    torch.manual_seed(0)
+    gqa = MultiHeadAttention(modern()).eval()
+    mha = MultiHeadAttention(modern(n_kv_heads=4)).eval()
+    D, H = 8, 4
+    with torch.no_grad():
+        q, k, v = gqa.qkv.weight.split([H * D, 2 * D, 2 * D])
+        wide = [t.view(2, D, -1).repeat_interleave(2, dim=0).reshape(H * D, -1) for t in (k, v)]
+        mha.qkv.weight.copy_(torch.cat([q, *wide]))
+        mha.out_proj.weight.copy_(gqa.out_proj.weight)
+    x = torch.randn(2, 6, 32)
+    cfg = modern()
+    rope = rotary_angles(inverse_frequencies(cfg), torch.arange(6)[None])
+    assert torch.allclose(gqa(x, rope=rope), mha(x, rope=rope), atol=1e-6)
+
+
+@pytest.mark.parametrize(("heads", "kv_heads", "qkv_bias"), [(4, 2, False), (4, 1, True), (2, 2, False)])
+def test_the_readable_ladder_equals_the_fast_path(heads, kv_heads, qkv_bias):
+    from scratchlm.model.attention_reference import BookGroupedQueryAttention, gqa_to_fused
+
+    torch.manual_seed(5)
+    cfg = modern(n_heads=heads, n_kv_heads=kv_heads, qkv_bias=qkv_bias, rope_theta=1000.0)
+    book = BookGroupedQueryAttention(32, heads, kv_heads, cfg.head_dim, 48, theta=1000.0, qkv_bias=qkv_bias)
+    fast = MultiHeadAttention(cfg).eval()
+    gqa_to_fused(book, fast)
+    x = torch.randn(2, 11, 32)
+    rope = rotary_angles(inverse_frequencies(cfg), torch.arange(11)[None])
+    assert torch.allclose(book(x), fast(x, rope=rope), atol=1e-5)
+
+
+def test_the_kv_cache_keeps_only_the_shared_heads():
+    cfg = modern(n_heads=8, n_kv_heads=2, emb_dim=64)
+    cache = KVCache.for_model(cfg, batch_size=1)
+    assert cache.k.shape == (cfg.n_layers, 1, 2, cfg.context_length, cfg.head_dim)
+    assert kv_cache_bytes(cfg, 48) * 4 == kv_cache_bytes(dataclasses.replace(cfg, n_kv_heads=None), 48)
+
+
+# ---- the whole model ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"n_kv_heads": 1},
+        {"head_size": 16},
+        {"qkv_bias": True},
+        {"tie_embeddings": False},
+        {"mlp": "gelu"},
+    ],
+)
+def test_cached_decoding_and_padded_batches_equal_the_full_pass(overrides):
+    model = tiny_gpt(seed=1, vocab_size=97, context_length=48, **{**MODERN, **overrides})
+    x = torch.randint(0, 97, (2, 9), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        full = model(x)
+        cache = KVCache.for_model(model.cfg, batch_size=2)
+        chunks = [model(x[:, :4], kv_cache=cache), model(x[:, 4:7], kv_cache=cache)]
+        chunks += [model(x[:, t : t + 1], kv_cache=cache) for t in (7, 8)]
+    assert torch.allclose(torch.cat(chunks, dim=1), full, atol=1e-5)
+    assert torch.equal(
+        generate(model, x, max_new_tokens=20), generate(model, x, max_new_tokens=20, use_cache=False)
+    )
+    prompts = [[1, 2, 3, 4, 5, 6, 7], [9, 8], [50, 60, 70]]
+    assert generate_batch(model, prompts, max_new_tokens=8) == [
+        generate_batch(model, [p], max_new_tokens=8)[0] for p in prompts
+    ]
+
+
+@pytest.mark.parametrize(
+    "overrides", [{}, {"n_kv_heads": 1}, {"head_size": 16, "qkv_bias": True}, {"tie_embeddings": False}]
+)
+def test_sizing_counts_what_the_model_stores(overrides):
+    cfg = modern(**overrides)
+    model = GPT(cfg)
+    assert parameter_count(cfg) == model.num_parameters()
+    assert not any("pos_emb" in name for name, _ in model.named_parameters())
+    assert "inv_freq" not in model.state_dict()  # a constant of the config, not a weight
+    C, F, L, T = cfg.emb_dim, cfg.hidden_dim, cfg.n_layers, cfg.context_length
+    q, kv = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
+    forward = 2 * (L * (C * (q + 2 * kv) + q * C + 3 * C * F) + cfg.vocab_size * C) + 4 * L * T * q
+    assert flops_per_token(cfg, training=False) == forward
+
+
+def test_the_modern_model_learns_and_lora_finds_the_gated_mlp():
+    from scratchlm.config import TrainConfig
+    from scratchlm.data.shards import WindowSampler
+    from scratchlm.train.loop import train
+    from scratchlm.train.losses import next_token_loss
+    from scratchlm.train.optim import build_optimizer
+
+    model = tiny_gpt(vocab_size=50, context_length=16, **MODERN)
+    ids = torch.tensor([i % 7 + (i // 7) % 3 for i in range(2000)]).numpy()
+    cfg = TrainConfig(max_steps=40, batch_size=8, warmup_steps=2, lr=3e-3, min_lr=3e-4)
+    losses = []
+    train(model, WindowSampler([ids], 16, seed=0), next_token_loss, build_optimizer(model, cfg), cfg,
+          on_step=lambda s, r: losses.append(r.loss))  # fmt: skip
+    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    assert math.isfinite(losses[-1])
+    apply_lora(model, rank=2, targets=("qkv", "ff_in", "ff_out"))
+    names = sorted(n.split(".", 2)[2] for n in lora_modules(model))
+    assert names == sorted(["att.qkv", "ff.gate", "ff.up", "ff.down"] * model.cfg.n_layers)
+
+
+def test_gpt2_cannot_be_written_as_a_modern_model_or_back():
+    from scratchlm.interop.hf import save_hf_gpt2
+
+    with pytest.raises(ScratchLMError, match="not GPT-2-shaped"):
+        save_hf_gpt2(GPT(modern()), "/nonexistent/never-written")
