@@ -20,7 +20,7 @@ from scratchlm.config import ModelConfig, from_dict
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, write_json
 from scratchlm.formats.tokenizer_files import AnyTokenizer, has_tokenizer, load_tokenizer, save_tokenizer
-from scratchlm.interop import hf
+from scratchlm.interop import hf, hf_llama
 from scratchlm.interop.hub import GPT2_REPOS, fetch_model
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import add_classifier_head
@@ -77,6 +77,8 @@ def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
             sd["out_head.weight"] = sd["emb.tok_emb.weight"]
         hf.load_exact(model, sd, path)
         model.eval()
+    elif config.get("model_type") in hf_llama.MODEL_TYPES:
+        model = hf_llama.load_hf_llama(path)
     else:
         model = hf.load_hf_gpt2(path)
     return model, _find_tokenizer(path, model.cfg)

@@ -1,0 +1,162 @@
+"""Hugging Face checkpoints of the Llama family (`model_type` "llama", and "mistral" with full attention):
+their `config.json` becomes a `ModelConfig` with the modern choices (rotary positions, RMSNorm, SwiGLU,
+grouped-query attention, no biases), their tensors our names. SmolLM2 and TinyLlama are "llama" models.
+
+Both dialects of config.json are read: transformers 4 writes `rope_theta` and `rope_scaling`, transformers 5
+a `rope_parameters` dict. Tying of the output head comes from `tie_word_embeddings` (Llama's default is
+untied), never from whether `lm_head.weight` happens to be in the files. Anything we would run differently
+(an MoE, sliding-window attention, another activation, biases where we have none, an unknown rope type) is
+refused with its name, and so is a missing, unexpected or mis-shaped tensor.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from scratchlm.config import ROPE_TYPES, ModelConfig
+from scratchlm.errors import ScratchLMError
+from scratchlm.files import read_json
+from scratchlm.interop.hf import load_exact, read_hf_weights
+from scratchlm.model.gpt import GPT
+
+MODEL_TYPES = ("llama", "mistral")
+
+# HF's per-block names -> ours (q/k/v are concatenated into our fused `qkv`).
+BLOCK_KEYS = {
+    "input_layernorm.weight": "norm1.scale",
+    "self_attn.o_proj.weight": "att.out_proj.weight",
+    "post_attention_layernorm.weight": "norm2.scale",
+    "mlp.gate_proj.weight": "ff.gate.weight",
+    "mlp.up_proj.weight": "ff.up.weight",
+    "mlp.down_proj.weight": "ff.down.weight",
+}
+QKV = ("q_proj", "k_proj", "v_proj")
+IGNORED = ("rotary_emb.inv_freq",)  # a buffer some old checkpoints saved: a constant of the config
+# Config keys that mean a model we do not build (each checked for a value that turns it on).
+UNSUPPORTED = {
+    "num_local_experts": "mixture-of-experts layers",
+    "num_experts": "mixture-of-experts layers",
+    "n_routed_experts": "mixture-of-experts layers",
+    "attention_sink_size": "attention sinks",
+}
+
+
+def rope_settings(hf: dict[str, Any]) -> dict[str, Any]:
+    """Our rope_* fields from either dialect: transformers 5's `rope_parameters`, or 4's `rope_theta` plus
+    `rope_scaling` (whose type key was once `type`)."""
+    params = hf.get("rope_parameters")
+    if isinstance(params, dict):
+        scaling: dict[str, Any] = params
+        theta = params.get("rope_theta", hf.get("rope_theta", 10000.0))
+    else:
+        scaling = hf.get("rope_scaling") or {}
+        theta = hf.get("rope_theta", 10000.0)
+    kind = scaling.get("rope_type", scaling.get("type", "default")) or "default"
+    if kind not in ROPE_TYPES:
+        raise ScratchLMError(
+            f"config.json: rope type {kind!r} is not supported (supported: {', '.join(ROPE_TYPES)})"
+        )
+    out: dict[str, Any] = {"rope_theta": float(theta), "rope_type": kind}
+    if kind in ("linear", "llama3"):
+        out["rope_factor"] = float(scaling["factor"])
+    if kind == "llama3":
+        out["rope_low_freq_factor"] = float(scaling["low_freq_factor"])
+        out["rope_high_freq_factor"] = float(scaling["high_freq_factor"])
+        out["rope_original_context"] = int(scaling["original_max_position_embeddings"])
+    return out
+
+
+def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
+    """Our ModelConfig for a Llama-family config.json; a feature we do not build is a clear error."""
+    model_type = hf.get("model_type")
+    if model_type not in MODEL_TYPES:
+        raise ScratchLMError(f"config.json: model_type {model_type!r} is not a Llama-family model")
+    for key, what in UNSUPPORTED.items():
+        if hf.get(key):
+            raise ScratchLMError(f"config.json: {key}={hf[key]!r}: {what} are not supported")
+    if hf.get("sliding_window") is not None and hf.get("use_sliding_window", True):
+        raise ScratchLMError(
+            f"config.json: sliding-window attention (sliding_window={hf['sliding_window']}) is not supported "
+            "yet: only full attention"
+        )
+    activation = hf.get("hidden_act", "silu")
+    if activation != "silu":
+        raise ScratchLMError(f"config.json: hidden_act {activation!r} is not supported (SwiGLU: silu only)")
+    for key in ("attention_bias", "mlp_bias"):
+        if hf.get(key):
+            raise ScratchLMError(f"config.json: {key}=true is not supported (Llama models have no biases)")
+    if hf.get("pretraining_tp", 1) != 1:
+        raise ScratchLMError("config.json: pretraining_tp > 1 is not supported")
+    heads = hf["num_attention_heads"]
+    head_dim = hf.get("head_dim") or hf["hidden_size"] // heads
+    return ModelConfig(
+        vocab_size=hf["vocab_size"],
+        context_length=hf.get("max_position_embeddings", 2048),
+        emb_dim=hf["hidden_size"],
+        n_heads=heads,
+        n_kv_heads=hf.get("num_key_value_heads") or heads,
+        n_layers=hf["num_hidden_layers"],
+        head_size=head_dim if head_dim * heads != hf["hidden_size"] else None,
+        ff_dim=hf["intermediate_size"],
+        dropout=float(hf.get("attention_dropout", 0.0)),
+        qkv_bias=False,
+        bias=False,
+        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+        norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+        positions="rope",
+        norm="rmsnorm",
+        mlp="swiglu",
+        **rope_settings(hf),
+    )
+
+
+def state_dict_from_hf_llama(hf_sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
+    """HF Llama tensors under our names: q/k/v concatenated into `qkv`; `model.` prefixes optional."""
+    ours: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    for key, tensor in hf_sd.items():
+        name = key.removeprefix("model.")
+        if name.endswith(IGNORED):
+            continue
+        if name == "embed_tokens.weight":
+            ours["emb.tok_emb.weight"] = tensor
+        elif name == "norm.weight":
+            ours["final_norm.scale"] = tensor
+        elif name == "lm_head.weight":
+            if not cfg.tie_embeddings:  # a tied model's saved head is the embedding again
+                ours["out_head.weight"] = tensor
+        else:
+            parts = name.split(".", 2)
+            if len(parts) != 3 or parts[0] != "layers" or not parts[1].isdigit():
+                raise ScratchLMError(f"unexpected tensor {key!r} in a Llama-family checkpoint")
+            block, rest = parts[1], parts[2]
+            proj, _, kind = rest.removeprefix("self_attn.").partition(".")
+            if rest.startswith("self_attn.") and proj in QKV:
+                qkv.setdefault((block, kind), {})[proj] = tensor
+            elif rest in BLOCK_KEYS:
+                ours[f"trf_blocks.{block}.{BLOCK_KEYS[rest]}"] = tensor
+            else:
+                raise ScratchLMError(f"unexpected tensor {key!r} in a Llama-family checkpoint")
+    for (block, kind), parts in sorted(qkv.items()):
+        missing = [p for p in QKV if p not in parts]
+        if missing:
+            raise ScratchLMError(f"the checkpoint lacks layers.{block}.self_attn.{missing[0]}.{kind}")
+        ours[f"trf_blocks.{block}.att.qkv.{kind}"] = torch.cat([parts[p] for p in QKV], dim=0)
+    if cfg.tie_embeddings and "emb.tok_emb.weight" in ours:
+        ours["out_head.weight"] = ours["emb.tok_emb.weight"]
+    return ours
+
+
+def load_hf_llama(directory: str | os.PathLike) -> GPT:
+    """A GPT with the weights of an HF Llama-family directory (config.json + safetensors, single or
+    sharded), in eval mode."""
+    directory = Path(directory)
+    cfg = config_from_hf_llama(read_json(directory / "config.json"))
+    model = GPT(cfg, init=False)
+    sd = state_dict_from_hf_llama(read_hf_weights(directory), cfg)
+    load_exact(model, sd, directory)
+    return model.eval()

@@ -1,0 +1,173 @@
+"""Llama-family checkpoints from `transformers`: random-weight models saved with `save_pretrained` (GQA,
+tied and untied heads, rope scalings, sharded safetensors, both config dialects) load into scratchlm with
+the same logits, decode with the KV cache as `transformers` generates, and bad input is a clear error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from scratchlm.errors import ScratchLMError
+from scratchlm.formats.model_files import load_model
+from scratchlm.generate.generate import generate
+from scratchlm.interop.hf_llama import config_from_hf_llama
+from scratchlm.model.kv_cache import KVCache
+
+transformers = pytest.importorskip("transformers")
+
+LLAMA3_SCALING = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 32,
+}
+
+
+def save_llama(directory: Path, seed: int = 0, shard: str | None = None, **overrides) -> torch.nn.Module:
+    """A random-weight LlamaForCausalLM (2 layers, 4 query heads sharing 2 key/value heads) saved there."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    settings = {
+        "vocab_size": 101,
+        "hidden_size": 32,
+        "intermediate_size": 88,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 128,
+        "rope_theta": 500000.0,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+        **overrides,
+    }
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(**settings)).eval()
+    with torch.no_grad():  # norms away from 1, so a misplaced norm weight cannot pass unnoticed
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+    model.save_pretrained(directory, max_shard_size=shard) if shard else model.save_pretrained(directory)
+    return model
+
+
+X = torch.randint(0, 101, (2, 40), generator=torch.Generator().manual_seed(7))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"tie_word_embeddings": True},
+        {"num_key_value_heads": 1},  # multi-query
+        {"num_key_value_heads": 4},  # plain multi-head
+        {"head_dim": 16},  # heads wider than hidden / heads
+        {"rope_scaling": LLAMA3_SCALING},
+        {"rope_scaling": {"rope_type": "linear", "factor": 2.0}},
+    ],
+)
+def test_logits_equal_transformers(tmp_path, overrides):
+    theirs = save_llama(tmp_path, **overrides)
+    ours, tokenizer = load_model(tmp_path)
+    assert tokenizer is None  # no tokenizer files in the directory
+    assert ours.cfg.tie_embeddings == overrides.get("tie_word_embeddings", False)
+    with torch.no_grad():
+        expected = theirs(X).logits
+        got = ours(X)
+    assert (got - expected).abs().max().item() <= 1e-5
+
+
+def test_sharded_files_and_the_transformers_4_dialect(tmp_path):
+    theirs = save_llama(tmp_path, shard="20KB", rope_scaling=LLAMA3_SCALING)
+    assert len(list(tmp_path.glob("model-*.safetensors"))) > 1
+    config = json.loads((tmp_path / "config.json").read_text())
+    params = config.pop("rope_parameters")  # rewrite it as transformers 4 wrote it
+    config["rope_theta"] = params.pop("rope_theta")
+    config["rope_scaling"] = {"type" if k == "rope_type" else k: v for k, v in params.items()}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    ours, _ = load_model(tmp_path)
+    assert ours.cfg.rope_type == "llama3" and ours.cfg.rope_theta == 500000.0
+    assert ours.cfg.rope_original_context == 32 and ours.cfg.rope_factor == 8.0
+    with torch.no_grad():
+        assert (ours(X) - theirs(X).logits).abs().max().item() <= 1e-5
+
+
+def test_cached_decoding_and_chunked_prefill_equal_the_full_pass_and_transformers_generate(tmp_path):
+    theirs = save_llama(tmp_path, num_key_value_heads=1)
+    ours, _ = load_model(tmp_path)
+    prompt = X[:, :10]
+    with torch.no_grad():
+        cache = KVCache.for_model(ours.cfg, batch_size=2)
+        chunked = torch.cat([ours(prompt[:, :6], kv_cache=cache), ours(prompt[:, 6:], kv_cache=cache)], dim=1)
+        assert (chunked - ours(prompt)).abs().max().item() <= 1e-5
+        expected = theirs.generate(
+            prompt, max_new_tokens=30, do_sample=False, eos_token_id=None, pad_token_id=0
+        )
+    assert torch.equal(generate(ours, prompt, max_new_tokens=30, stop_at_eos=False), expected)
+
+
+def test_the_kv_cache_holds_the_shared_heads_only(tmp_path):
+    save_llama(tmp_path, num_key_value_heads=1)
+    ours, _ = load_model(tmp_path)
+    cache = KVCache.for_model(ours.cfg, batch_size=1)
+    assert cache.k.shape[2] == 1  # one key/value head for 4 query heads
+
+
+BASE = {
+    "model_type": "llama",
+    "vocab_size": 10,
+    "hidden_size": 8,
+    "intermediate_size": 16,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model_type": "mixtral"}, "not a Llama-family model"),
+        ({"num_local_experts": 8}, "mixture-of-experts"),
+        ({"attention_sink_size": 4}, "attention sinks"),
+        ({"model_type": "mistral", "sliding_window": 4096}, "sliding-window attention"),
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope type 'yarn' is not supported"),
+        ({"rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4}}, "rope type 'dynamic'"),
+        ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
+        ({"attention_bias": True}, "attention_bias=true"),
+    ],
+)
+def test_unsupported_configs_are_named(change, message):
+    with pytest.raises(ScratchLMError, match=message):
+        config_from_hf_llama({**BASE, **change})
+
+
+def test_mistral_with_full_attention_loads():
+    cfg = config_from_hf_llama({**BASE, "model_type": "mistral", "sliding_window": None})
+    assert cfg.positions == "rope" and cfg.mlp == "swiglu"
+
+
+def test_missing_unexpected_and_misshaped_tensors_are_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    save_llama(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    original = load_file(str(weights))
+
+    def load_with(tensors):
+        save_file(tensors, str(weights), metadata={"format": "pt"})
+        with pytest.raises(ScratchLMError) as info:
+            load_model(tmp_path)
+        return str(info.value)
+
+    untied = {k: v for k, v in original.items() if k != "lm_head.weight"}
+    assert "lacks" in load_with(untied) and "out_head.weight" in load_with(untied)
+    no_k = {k: v for k, v in original.items() if k != "model.layers.1.self_attn.k_proj.weight"}
+    assert "layers.1.self_attn.k_proj" in load_with(no_k)
+    assert "'model.layers.0.mlp.extra.weight'" in load_with(
+        {**original, "model.layers.0.mlp.extra.weight": original["model.norm.weight"].clone()}
+    )
+    narrow = {**original, "model.norm.weight": original["model.norm.weight"][:16]}
+    assert "final_norm.scale has shape (16,)" in load_with(narrow)
