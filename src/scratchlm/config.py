@@ -59,7 +59,7 @@ class ModelConfig:
     The modern families differ from GPT-2 by a few choices, each a field here (defaults: GPT-2's):
     `positions` "rope" (rotary, scratchlm.model.rope) instead of learned absolute, `norm` "rmsnorm",
     `mlp` "swiglu" (gated, `ff_dim` wide), `n_kv_heads` < n_heads (grouped-query attention), no `bias`
-    on the output projection and MLP, an explicit `head_size`."""
+    on the output projection and MLP, an explicit `head_size`, `qk_norm`."""
 
     vocab_size: int = 50257
     context_length: int = 1024
@@ -78,6 +78,7 @@ class ModelConfig:
     bias: bool = True  # biases on the attention's output projection and the MLP (GPT-2 has them)
     n_kv_heads: int | None = None  # key/value heads (grouped-query attention); None: n_heads
     head_size: int | None = None  # per-head width; None: emb_dim / n_heads (Qwen3 sets it apart)
+    qk_norm: bool = False  # RMSNorm on each query and key head before the rotation (Qwen3)
     rope_theta: float = 10000.0
     rope_type: str = "default"  # "default", "linear" or "llama3" (see scratchlm.model.rope)
     rope_factor: float = 1.0

@@ -1,6 +1,7 @@
-"""Llama-family checkpoints from `transformers`: random-weight models saved with `save_pretrained` (GQA,
-tied and untied heads, rope scalings, sharded safetensors, both config dialects) load into scratchlm with
-the same logits, decode with the KV cache as `transformers` generates, and bad input is a clear error."""
+"""Llama-family checkpoints from `transformers` (Llama, Qwen2.5, Qwen3): random-weight models saved with
+`save_pretrained` (GQA, tied and untied heads, rope scalings, q/k/v biases, QK-norm, a separate head size,
+sharded safetensors, both config dialects) load into scratchlm with the same logits, decode with the KV
+cache as `transformers` generates, and bad input is a clear error."""
 
 from __future__ import annotations
 
@@ -27,10 +28,15 @@ LLAMA3_SCALING = {
 }
 
 
-def save_llama(directory: Path, seed: int = 0, shard: str | None = None, **overrides) -> torch.nn.Module:
-    """A random-weight LlamaForCausalLM (2 layers, 4 query heads sharing 2 key/value heads) saved there."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def save_llama(
+    directory: Path, seed: int = 0, shard: str | None = None, family: str = "llama", **overrides
+) -> torch.nn.Module:
+    """A random-weight model of `family` (2 layers, 4 query heads sharing 2 key/value heads) saved there."""
+    import transformers
 
+    prefix = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3"}[family]
+    config_class = getattr(transformers, f"{prefix}Config")
+    model_class = getattr(transformers, f"{prefix}ForCausalLM")
     settings = {
         "vocab_size": 101,
         "hidden_size": 32,
@@ -45,11 +51,13 @@ def save_llama(directory: Path, seed: int = 0, shard: str | None = None, **overr
         **overrides,
     }
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(LlamaConfig(**settings)).eval()
-    with torch.no_grad():  # norms away from 1, so a misplaced norm weight cannot pass unnoticed
+    model = model_class(config_class(**settings)).eval()
+    with torch.no_grad():  # norms away from 1 and biases away from 0: a misplaced one cannot pass unnoticed
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.uniform_(0.5, 1.5)
+            elif name.endswith("bias"):
+                p.normal_(0, 0.1)
     model.save_pretrained(directory, max_shard_size=shard) if shard else model.save_pretrained(directory)
     return model
 
@@ -78,6 +86,33 @@ def test_logits_equal_transformers(tmp_path, overrides):
         expected = theirs(X).logits
         got = ours(X)
     assert (got - expected).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("family", "overrides"),
+    [
+        ("qwen2", {}),
+        ("qwen2", {"tie_word_embeddings": True, "num_key_value_heads": 1}),
+        ("qwen2", {"sliding_window": 32768, "use_sliding_window": False}),  # as Qwen2.5's configs say
+        ("qwen3", {"head_dim": 16}),  # 4 heads x 16 = 64 > hidden 32, as Qwen3-0.6B's 16 x 128 > 1024
+        ("qwen3", {"head_dim": 16, "tie_word_embeddings": True}),
+        ("qwen3", {"rope_scaling": {"rope_type": "linear", "factor": 2.0}}),
+    ],
+)
+def test_qwen_logits_equal_transformers(tmp_path, family, overrides):
+    theirs = save_llama(tmp_path, family=family, **overrides)
+    ours, _ = load_model(tmp_path)
+    assert ours.cfg.qkv_bias == (family == "qwen2") and ours.cfg.qk_norm == (family == "qwen3")
+    assert ours.cfg.head_dim == (getattr(theirs.config, "head_dim", None) or 32 // 4)
+    with torch.no_grad():
+        assert (ours(X) - theirs(X).logits).abs().max().item() <= 1e-5
+        cache = KVCache.for_model(ours.cfg, batch_size=2)
+        chunked = torch.cat([ours(X[:, :25], kv_cache=cache), ours(X[:, 25:], kv_cache=cache)], dim=1)
+        assert (chunked - ours(X)).abs().max().item() <= 1e-5
+        expected = theirs.generate(
+            X[:, :8], max_new_tokens=20, do_sample=False, eos_token_id=None, pad_token_id=0
+        )
+    assert torch.equal(generate(ours, X[:, :8], max_new_tokens=20, stop_at_eos=False), expected)
 
 
 def test_sharded_files_and_the_transformers_4_dialect(tmp_path):
@@ -137,6 +172,8 @@ BASE = {
         ({"rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4}}, "rope type 'dynamic'"),
         ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
         ({"attention_bias": True}, "attention_bias=true"),
+        ({"model_type": "qwen2", "sliding_window": 4096, "use_sliding_window": True}, "sliding-window"),
+        ({"model_type": "qwen3", "layer_types": ["sliding_attention"]}, "only full attention"),
     ],
 )
 def test_unsupported_configs_are_named(change, message):

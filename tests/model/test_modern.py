@@ -194,6 +194,7 @@ def test_the_kv_cache_keeps_only_the_shared_heads():
         {"qkv_bias": True},
         {"tie_embeddings": False},
         {"mlp": "gelu"},
+        {"qk_norm": True, "head_size": 16},
     ],
 )
 def test_cached_decoding_and_padded_batches_equal_the_full_pass(overrides):
@@ -215,7 +216,14 @@ def test_cached_decoding_and_padded_batches_equal_the_full_pass(overrides):
 
 
 @pytest.mark.parametrize(
-    "overrides", [{}, {"n_kv_heads": 1}, {"head_size": 16, "qkv_bias": True}, {"tie_embeddings": False}]
+    "overrides",
+    [
+        {},
+        {"n_kv_heads": 1},
+        {"head_size": 16, "qkv_bias": True},
+        {"tie_embeddings": False},
+        {"qk_norm": True},
+    ],
 )
 def test_sizing_counts_what_the_model_stores(overrides):
     cfg = modern(**overrides)

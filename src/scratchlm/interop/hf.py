@@ -52,7 +52,7 @@ def config_from_hf(hf: dict[str, Any]) -> ModelConfig:
     if hf.get("model_type") != "gpt2":
         raise ScratchLMError(
             f"config.json: model_type {hf.get('model_type')!r} is not supported "
-            "(supported: gpt2, llama, mistral)"
+            "(supported: gpt2, llama, mistral, qwen2, qwen3)"
         )
     activation = hf.get("activation_function", "gelu_new")
     if activation not in ("gelu_new", "gelu_pytorch_tanh"):
@@ -84,6 +84,7 @@ def is_gpt2_architecture(cfg: ModelConfig) -> bool:
         and cfg.bias
         and cfg.kv_heads == cfg.n_heads
         and cfg.head_dim * cfg.n_heads == cfg.emb_dim
+        and not cfg.qk_norm
     )
 
 

@@ -1,6 +1,7 @@
-"""Hugging Face checkpoints of the Llama family (`model_type` "llama", and "mistral" with full attention):
-their `config.json` becomes a `ModelConfig` with the modern choices (rotary positions, RMSNorm, SwiGLU,
-grouped-query attention, no biases), their tensors our names. SmolLM2 and TinyLlama are "llama" models.
+"""Hugging Face checkpoints of the Llama family: `model_type` "llama" (SmolLM2 and TinyLlama are too),
+"mistral" with full attention, "qwen2" (Qwen2.5: biases on q, k and v) and "qwen3" (per-head QK-norm, a head
+size apart from hidden / heads). Their `config.json` becomes a `ModelConfig` with the modern choices
+(rotary positions, RMSNorm, SwiGLU, grouped-query attention, no other biases), their tensors our names.
 
 Both dialects of config.json are read: transformers 4 writes `rope_theta` and `rope_scaling`, transformers 5
 a `rope_parameters` dict. Tying of the output head comes from `tie_word_embeddings` (Llama's default is
@@ -23,7 +24,7 @@ from scratchlm.files import read_json
 from scratchlm.interop.hf import load_exact, read_hf_weights
 from scratchlm.model.gpt import GPT
 
-MODEL_TYPES = ("llama", "mistral")
+MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
 # HF's per-block names -> ours (q/k/v are concatenated into our fused `qkv`).
 BLOCK_KEYS = {
@@ -33,6 +34,8 @@ BLOCK_KEYS = {
     "mlp.gate_proj.weight": "ff.gate.weight",
     "mlp.up_proj.weight": "ff.up.weight",
     "mlp.down_proj.weight": "ff.down.weight",
+    "self_attn.q_norm.weight": "att.q_norm.scale",  # Qwen3
+    "self_attn.k_norm.weight": "att.k_norm.scale",
 }
 QKV = ("q_proj", "k_proj", "v_proj")
 IGNORED = ("rotary_emb.inv_freq",)  # a buffer some old checkpoints saved: a constant of the config
@@ -88,7 +91,12 @@ def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
         raise ScratchLMError(f"config.json: hidden_act {activation!r} is not supported (SwiGLU: silu only)")
     for key in ("attention_bias", "mlp_bias"):
         if hf.get(key):
-            raise ScratchLMError(f"config.json: {key}=true is not supported (Llama models have no biases)")
+            raise ScratchLMError(f"config.json: {key}=true is not supported (no biases but Qwen2's q/k/v)")
+    layer_types = set(hf.get("layer_types") or ["full_attention"])
+    if layer_types != {"full_attention"}:
+        raise ScratchLMError(
+            f"config.json: layer_types {sorted(layer_types)}: only full attention is supported yet"
+        )
     if hf.get("pretraining_tp", 1) != 1:
         raise ScratchLMError("config.json: pretraining_tp > 1 is not supported")
     heads = hf["num_attention_heads"]
@@ -103,7 +111,8 @@ def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
         head_size=head_dim if head_dim * heads != hf["hidden_size"] else None,
         ff_dim=hf["intermediate_size"],
         dropout=float(hf.get("attention_dropout", 0.0)),
-        qkv_bias=False,
+        qkv_bias=model_type == "qwen2",  # Qwen2 always has q/k/v biases (no config key says so)
+        qk_norm=model_type == "qwen3",
         bias=False,
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
         norm_eps=float(hf.get("rms_norm_eps", 1e-6)),

@@ -17,6 +17,7 @@ from torch import nn
 
 from scratchlm.config import ModelConfig
 from scratchlm.model.kv_cache import KVCache
+from scratchlm.model.norms import RMSNorm
 from scratchlm.model.rope import apply_rotary
 
 
@@ -29,6 +30,10 @@ class MultiHeadAttention(nn.Module):
         self.sizes = [q_dim, kv_dim, kv_dim]
         self.qkv = nn.Linear(cfg.emb_dim, q_dim + 2 * kv_dim, bias=cfg.qkv_bias)
         self.out_proj = nn.Linear(q_dim, cfg.emb_dim, bias=cfg.bias)
+        # QK-norm (Qwen3): each head's query and key scaled to RMS 1 before the rotation, which keeps the
+        # attention logits from growing without bound.
+        self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
 
     def forward(
         self,
@@ -46,6 +51,8 @@ class MultiHeadAttention(nn.Module):
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, D)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if kv_cache is not None:

@@ -11,35 +11,9 @@ from torch import nn
 from scratchlm.config import ModelConfig
 from scratchlm.model.attention import MultiHeadAttention
 from scratchlm.model.kv_cache import KVCache
+from scratchlm.model.norms import LayerNorm, RMSNorm
 
-
-class LayerNorm(nn.Module):
-    """Normalise each vector to mean 0, variance 1 (biased variance, as GPT-2), then scale and shift."""
-
-    def __init__(self, emb_dim: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.eps = eps
-        self.scale = nn.Parameter(torch.ones(emb_dim))
-        self.shift = nn.Parameter(torch.zeros(emb_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Same as (x - mean) / sqrt(var + eps) * scale + shift, in one fused kernel.
-        return F.layer_norm(x, (x.shape[-1],), self.scale, self.shift, self.eps)
-
-
-class RMSNorm(nn.Module):
-    """Scale each vector to root-mean-square 1, then by a learned gain (Zhang & Sennrich 2019): LayerNorm
-    without the mean and the shift. Computed in fp32 and cast back before the gain, as Llama does."""
-
-    def __init__(self, emb_dim: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.eps = eps
-        self.scale = nn.Parameter(torch.ones(emb_dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.scale * x32.to(x.dtype)
+__all__ = ["GELU", "FeedForward", "LayerNorm", "RMSNorm", "SwiGLU", "TransformerBlock", "make_norm"]
 
 
 def make_norm(cfg: ModelConfig, dim: int | None = None) -> nn.Module:

@@ -23,7 +23,8 @@ def parameter_count(cfg: ModelConfig, tied: bool | None = None) -> int:
     feed_forward = n_in * (C * F + (F if cfg.bias else 0)) + F * C + (C if cfg.bias else 0)
     norm = 2 * C if cfg.norm == "layernorm" else C
     head = 0 if tied else V * C
-    return embeddings + cfg.n_layers * (attention + feed_forward + 2 * norm) + norm + head
+    qk_norm = 2 * cfg.head_dim if cfg.qk_norm else 0
+    return embeddings + cfg.n_layers * (attention + feed_forward + 2 * norm + qk_norm) + norm + head
 
 
 def kv_cache_bytes(cfg: ModelConfig, tokens: int, batch_size: int = 1, dtype: str = "float32") -> int:
