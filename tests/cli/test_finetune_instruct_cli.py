@@ -97,7 +97,7 @@ def test_errors_are_one_line(model_dir, data_file, tmp_path, capsys, argv, messa
 def test_generate_chat_needs_a_template(tmp_path, capsys):
     model = tiny_model_dir(tmp_path / "plain")
     assert main(["generate", "-m", str(model), "-p", "Hi", "--chat"]) == 2
-    assert "no chat_template.json" in capsys.readouterr().err
+    assert "no chat template beside the model" in capsys.readouterr().err
     assert main(["generate", "-m", str(model), "-p", "Hi", "--chat", "--template", "phi3", "-n", "2"]) == 0
     assert main(["generate", "-m", str(model), "-p", "Hi", "--input", "x"]) == 2
     assert "go with --chat" in capsys.readouterr().err

@@ -23,9 +23,14 @@ class Letters:
         return "".join(chr(97 + i % 26) for i in ids)
 
 
-@pytest.fixture(scope="module")
-def model():
-    return tiny_gpt(vocab_size=260, context_length=48)
+# GPT-2's shape, and a modern one whose cache slots hold fewer key/value heads than it has query heads.
+MODERN = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "n_heads": 4}
+MODERN["n_kv_heads"] = 2
+
+
+@pytest.fixture(scope="module", params=["gpt2", "modern"])
+def model(request):
+    return tiny_gpt(vocab_size=260, context_length=48, **(MODERN if request.param == "modern" else {}))
 
 
 def collect(engine, prompt, **config):

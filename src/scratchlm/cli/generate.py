@@ -58,20 +58,24 @@ def run(args: argparse.Namespace) -> int:
         prompt = sys.stdin.read()
     if not prompt:
         raise ScratchLMError("the prompt is empty")
+    template = None
     if args.chat:
-        prompt, config = chat_prompt(args, prompt, config)
+        prompt, config, template = chat_prompt(args, prompt, config)
     elif args.input or args.template:
         raise ScratchLMError("--input and --template go with --chat")
     model, tokenizer = load_model(args.model)
     if tokenizer is None:
         raise ScratchLMError(f"{args.model}: no tokenizer files found beside the model")
+    from scratchlm.data.templates import encode_prompt
+
+    ids = encode_prompt(tokenizer, prompt, template)
     model.to(pick_device(args.device))
     if not args.chat:  # a continuation is shown after its prompt; a reply stands alone
         sys.stdout.write(prompt)
         sys.stdout.flush()
     start = time.perf_counter()
     pieces = 0
-    for piece in stream_text(model, tokenizer, prompt, config):
+    for piece in stream_text(model, tokenizer, ids, config):
         sys.stdout.write(piece)
         sys.stdout.flush()
         pieces += 1
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def chat_prompt(args: argparse.Namespace, instruction: str, config: GenerateConfig):
-    """(the templated prompt, config with the template's stop strings added) for `--chat`."""
+    """(the templated prompt, config with the template's stop strings added, the template) for `--chat`."""
     from pathlib import Path
 
     from scratchlm.data.templates import alpaca_messages, get_template, load_template
@@ -94,7 +98,7 @@ def chat_prompt(args: argparse.Namespace, instruction: str, config: GenerateConf
         template = load_template(args.model) if Path(args.model).is_dir() else None
         if template is None:
             raise ScratchLMError(
-                f"{args.model}: no chat_template.json beside the model; pass --template alpaca|chatml|phi3"
+                f"{args.model}: no chat template beside the model; pass --template alpaca|chatml|phi3"
             )
     prompt = template.generation_prompt(alpaca_messages(instruction.strip(), args.input))
-    return prompt, config.replace(stop=(*config.stop, *template.stop))
+    return prompt, config.replace(stop=(*config.stop, *template.stop)), template

@@ -19,9 +19,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, write_json
+
+if TYPE_CHECKING:
+    from scratchlm.data.jinja_template import JinjaTemplate
 
 Message = dict  # {"role": ..., "content": ..., and for an Alpaca user message optionally "input": ...}
 Segment = tuple[str, bool]  # (text, is_response)
@@ -180,12 +184,27 @@ def save_template(template: Template, model_dir: str | os.PathLike) -> Path:
     )
 
 
-def load_template(model_dir: str | os.PathLike) -> Template | None:
-    """The template saved beside a model, or None when the directory has none."""
+def load_template(model_dir: str | os.PathLike) -> Template | JinjaTemplate | None:
+    """The template saved beside a model: scratchlm's `chat_template.json`, else a Hugging Face model's own
+    Jinja template (`chat_template.jinja` or tokenizer_config.json's `chat_template`); None without one."""
+    from scratchlm.data.jinja_template import hf_chat_template
+
     path = Path(model_dir) / TEMPLATE_FILE
-    if not path.is_file():
-        return None
-    data = read_json(path)
-    if not isinstance(data, dict) or data.get("format") != TEMPLATE_FORMAT:
+    data = read_json(path) if path.is_file() else None
+    if isinstance(data, dict) and data.get("format") == TEMPLATE_FORMAT:
+        return get_template(str(data.get("name")))
+    hf = hf_chat_template(model_dir)
+    if hf is not None:
+        return hf
+    if data is not None:
         raise ScratchLMError(f"{path}: not a scratchlm chat template file")
-    return get_template(str(data.get("name")))
+    return None
+
+
+def encode_prompt(tokenizer, text: str, template: Template | JinjaTemplate | None) -> list[int]:
+    """Ids of a prompt a template rendered. scratchlm's own templates write plain text (their markers are
+    ordinary tokens, as the model learned them); a model's own Jinja template writes its tokenizer's special
+    tokens, which become their ids, as transformers' `apply_chat_template` encodes them."""
+    if getattr(template, "parses_special", False):
+        return tokenizer.encode(text, allowed_special="all")
+    return tokenizer.encode_ordinary(text)

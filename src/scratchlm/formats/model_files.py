@@ -21,6 +21,7 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, write_json
 from scratchlm.formats.tokenizer_files import AnyTokenizer, has_tokenizer, load_tokenizer, save_tokenizer
 from scratchlm.interop import hf, hf_llama
+from scratchlm.interop.hf_tokenizer import TOKENIZER_JSON, HFTokenizer
 from scratchlm.interop.hub import GPT2_REPOS, fetch_model
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import add_classifier_head
@@ -78,7 +79,15 @@ def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
         hf.load_exact(model, sd, path)
         model.eval()
     elif config.get("model_type") in hf_llama.MODEL_TYPES:
+        # Their tokenizers are formats our BPE does not cover: the tokenizers library runs tokenizer.json.
         model = hf_llama.load_hf_llama(path)
+        tokenizer = HFTokenizer(path) if (path / TOKENIZER_JSON).is_file() else None
+        if tokenizer is not None and tokenizer.vocab_size > model.cfg.vocab_size:
+            raise ScratchLMError(
+                f"{path}: the tokenizer has {tokenizer.vocab_size:,} tokens, the model's embedding "
+                f"{model.cfg.vocab_size:,}"
+            )
+        return model, tokenizer
     else:
         model = hf.load_hf_gpt2(path)
     return model, _find_tokenizer(path, model.cfg)

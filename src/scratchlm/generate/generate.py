@@ -157,15 +157,21 @@ def stream_tokens(
 
 
 def stream_text(
-    model: GPT, tokenizer: TokenizerLike, prompt: str, config: GenerateConfig | None = None, **overrides: Any
+    model: GPT,
+    tokenizer: TokenizerLike,
+    prompt: str | list[int],
+    config: GenerateConfig | None = None,
+    **overrides: Any,
 ) -> Iterator[str]:
     """New text of one prompt as it is produced. Stops at EOS (not shown) or at a stop string (cut
     before it); text that could be the start of a stop string is held back until it is not.
-    The prompt is encoded as plain text: a special-token string in it is not a special token."""
+    A text prompt is encoded as plain text (a special-token string in it is not a special token); give
+    ids to say otherwise (a chat template's prompt: `scratchlm.data.templates.encode_prompt`)."""
     config = _config(config, overrides)
     eos_id = tokenizer.eot_id
     stream = TextStream(tokenizer, config.stop)
-    for token in stream_tokens(model, tokenizer.encode_ordinary(prompt), config, eos_id=eos_id):
+    ids = tokenizer.encode_ordinary(prompt) if isinstance(prompt, str) else list(prompt)
+    for token in stream_tokens(model, ids, config, eos_id=eos_id):
         if config.stop_at_eos and token == eos_id:
             break
         if piece := stream.add(token):

@@ -26,7 +26,14 @@ GPT2_REPOS = {
     "gpt2-xl": "openai-community/gpt2-xl",
 }
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",  # newer repositories keep the chat template beside tokenizer_config.json
+    "generation_config.json",
+)
 
 
 def cache_root() -> Path:

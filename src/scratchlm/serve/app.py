@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scratchlm.config import GenerateConfig
+from scratchlm.data.templates import encode_prompt
 from scratchlm.errors import ScratchLMError
 from scratchlm.serve.engine import Done, Engine, QueueFull, TokenEvent, prompt_logprobs
 from scratchlm.serve.engine import Request as Job
@@ -193,7 +194,7 @@ def create_app(service: Service, api_key: str | None = None, limits: Limits | No
         if body.n > limits.max_n:
             raise APIError(400, f"n must be at most {limits.max_n}", param="n")
         prompt_text, stops = _render_chat(service, body)
-        prompt = service.tokenizer.encode_ordinary(prompt_text)
+        prompt = encode_prompt(service.tokenizer, prompt_text, service.template)
         max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
         config = _generate_config(service, body, [len(prompt)], max_tokens, limits, extra_stops=stops)
         top = (body.top_logprobs or 0) if body.logprobs else None

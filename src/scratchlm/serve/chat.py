@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from scratchlm.config import GenerateConfig
+from scratchlm.data.templates import encode_prompt
 from scratchlm.errors import ScratchLMError
 from scratchlm.serve.engine import Done, Engine, Request, TokenEvent
 
@@ -101,7 +102,7 @@ class ChatSession:
         dropped = 0
         while True:
             text, stops = self.render(messages)
-            ids = self.tokenizer.encode_ordinary(text)
+            ids = encode_prompt(self.tokenizer, text, self.template)
             room = self.context - len(ids)
             if room >= min(self.config.max_new_tokens, 32) or len(messages) <= 1:
                 break

@@ -118,7 +118,7 @@ class Engine:
         self.context = model.cfg.context_length
         param = next(model.parameters())
         self.device, dtype = param.device, param.dtype
-        shape = (model.cfg.n_layers, max_batch, model.cfg.n_heads, self.context, model.cfg.head_dim)
+        shape = (model.cfg.n_layers, max_batch, model.cfg.kv_heads, self.context, model.cfg.head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=self.device)
         self.v = torch.zeros(shape, dtype=dtype, device=self.device)
         self.pos = 0

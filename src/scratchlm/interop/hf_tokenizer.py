@@ -1,0 +1,111 @@
+"""A Hugging Face `tokenizer.json` run by the `tokenizers` library, behind scratchlm's tokenizer methods.
+
+The modern families' tokenizers (Llama 3's and Qwen's byte-level BPEs with their own splitting rules,
+SentencePiece-style BPEs with byte fallback, normalizers, added tokens) are formats our BPE does not
+reproduce, so they are not re-implemented: the field's own library runs them, and the ids are those of
+`transformers.AutoTokenizer` (tested). What scratchlm adds is the interface the rest of the package uses:
+`encode` (special-token strings become their ids, as a chat template's markers must), `encode_ordinary`
+(every string is plain text: what a user typed can never forge a marker), `decode`, `vocab_size` and
+`eot_id` (the end-of-sequence token from `tokenizer_config.json` or `generation_config.json`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from scratchlm.errors import ScratchLMError
+from scratchlm.files import read_json
+
+TOKENIZER_JSON = "tokenizer.json"
+
+
+def token_text(value: Any) -> str | None:
+    """A special token as tokenizer_config.json writes it: a string, or {"content": ...} (AddedToken)."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+class HFTokenizer:
+    """`tokenizer.json` (+ `tokenizer_config.json`) of a Hugging Face model directory."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        from tokenizers import Tokenizer as Backend
+
+        directory = Path(directory)
+        path = directory / TOKENIZER_JSON
+        try:
+            self.backend = Backend.from_file(str(path))
+        except FileNotFoundError:
+            raise ScratchLMError(f"{directory}: no {TOKENIZER_JSON}") from None
+        except Exception as exc:  # the library's own parse errors
+            raise ScratchLMError(f"{path}: not a tokenizer the tokenizers library can read ({exc})") from None
+        self.directory = directory
+        self.name = directory.name
+        config_path = directory / "tokenizer_config.json"
+        self.config: dict = read_json(config_path) if config_path.is_file() else {}
+        self.special_tokens = {t.content: i for i, t in self.backend.get_added_tokens_decoder().items()}
+        self.special_tokens = {
+            content: i for i, content in sorted((i, c) for c, i in self.special_tokens.items())
+        }
+        self.bos_token = token_text(self.config.get("bos_token"))
+        self.eos_token = token_text(self.config.get("eos_token"))
+        self._eot_id = self._find_eos()
+
+    def _find_eos(self) -> int | None:
+        if self.eos_token is not None:
+            found = self.backend.token_to_id(self.eos_token)
+            if found is None:
+                raise ScratchLMError(
+                    f"{self.directory}: eos_token {self.eos_token!r} is not in the vocabulary"
+                )
+            return found
+        generation = self.directory / "generation_config.json"
+        if generation.is_file():
+            eos = read_json(generation).get("eos_token_id")
+            eos = eos[0] if isinstance(eos, list) and eos else eos
+            return eos if isinstance(eos, int) else None
+        return None
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    @property
+    def eot_id(self) -> int | None:
+        """The end-of-sequence id: generation stops there."""
+        return self._eot_id
+
+    def encode(
+        self, text: str, *, allowed_special: Any = "all", add_special_tokens: bool = False, **_: Any
+    ) -> list[int]:
+        """Ids of `text`, special-token strings (`<|im_start|>`) as their ids. No BOS is added unless asked:
+        a chat template writes its own, as transformers' `apply_chat_template` relies on."""
+        if not allowed_special:
+            return self.encode_ordinary(text)
+        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Ids of `text` as plain text: a special token's string is split like any other text."""
+        self.backend.encode_special_tokens = True
+        try:
+            return self.backend.encode(text, add_special_tokens=False).ids
+        finally:
+            self.backend.encode_special_tokens = False
+
+    def encode_batch(self, texts: Iterable[str], **_: Any) -> list[list[int]]:
+        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
+
+    def decode(self, ids: Sequence[int], errors: str = "replace") -> str:
+        """Text of `ids`, special tokens included as their strings (so stop strings can see them)."""
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:
+            raise ScratchLMError(f"token id {bad[0]} is out of range (vocabulary: {self.vocab_size})")
+        return self.backend.decode(ids, skip_special_tokens=False)
+
+    def decode_tokens(self, ids: Sequence[int]) -> list[str]:
+        return [self.backend.id_to_token(int(i)) or "" for i in ids]
