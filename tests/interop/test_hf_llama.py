@@ -82,6 +82,10 @@ def test_logits_equal_transformers(tmp_path, overrides):
     ours, tokenizer = load_model(tmp_path)
     assert tokenizer is None  # no tokenizer files in the directory
     assert ours.cfg.tie_embeddings == overrides.get("tie_word_embeddings", False)
+    # built on the meta device, then given the loaded tensors: nothing left there, fp32, the tie restored
+    tensors = [*ours.parameters(), *ours.buffers()]
+    assert all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    assert (ours.out_head.weight is ours.emb.tok_emb.weight) == ours.cfg.tie_embeddings
     with torch.no_grad():
         expected = theirs(X).logits
         got = ours(X)

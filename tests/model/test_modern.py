@@ -262,3 +262,26 @@ def test_gpt2_cannot_be_written_as_a_modern_model_or_back():
 
     with pytest.raises(ScratchLMError, match="not GPT-2-shaped"):
         save_hf_gpt2(GPT(modern()), "/nonexistent/never-written")
+
+
+@pytest.mark.parametrize(
+    ("name", "published"),
+    [("llama3.2-1b", 1_235_814_400), ("qwen2.5-0.5b", 494_032_768), ("qwen3-0.6b", 596_049_920)],
+)
+def test_family_presets_have_the_published_sizes(name, published):
+    from scratchlm.config import preset
+
+    assert parameter_count(preset(name)) == published
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3"])
+def test_small_presets_build_what_they_count(family):
+    from scratchlm.config import preset
+
+    cfg = preset(f"{family}-small", vocab_size=300)
+    assert GPT(cfg).num_parameters() == parameter_count(cfg)
+    assert (
+        cfg.kv_heads < cfg.n_heads
+        and cfg.qkv_bias == (family == "qwen2")
+        and cfg.qk_norm == (family == "qwen3")
+    )

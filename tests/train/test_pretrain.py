@@ -384,3 +384,24 @@ def test_continued_pretraining_with_lora(tmp_path, corpus):
     settings["train"]["max_steps"] = 8
     pretrain(RunConfig.from_dict(settings), tmp_path / "run", resume=True, show_progress=False)
     assert latest_checkpoint(tmp_path / "run").name == "step_0000008"
+
+
+def test_pretraining_a_small_modern_preset_from_scratch(tmp_path, corpus, tiny_tokenizer):
+    import torch
+
+    from scratchlm.formats.model_files import load_model
+    from scratchlm.generate.generate import generate
+    from scratchlm.train.pretrain import pretrain
+
+    settings = json.loads(json.dumps(SETTINGS))
+    settings["model"] = {"preset": "qwen3-small", "n_layers": 2, "emb_dim": 64, "n_heads": 4, "ff_dim": 96}
+    settings["model"].update(context_length=32, vocab_size=300)
+    settings["data"] = {"inputs": [str(corpus)], "tokenizer": str(tiny_tokenizer)}
+    settings["train"].update(max_steps=4, eval_interval=4, checkpoint_interval=2)
+    pretrain(RunConfig.from_dict(settings), tmp_path / "run", show_progress=False)
+    assert sorted(losses(tmp_path / "run")) == [1, 2, 3, 4]
+    assert all(math.isfinite(v) for v in losses(tmp_path / "run").values())
+    model, tokenizer = load_model(tmp_path / "run")
+    assert model.cfg.qk_norm and model.cfg.positions == "rope" and model.cfg.kv_heads == 2
+    out = generate(model, torch.tensor([tokenizer.encode_ordinary("def f(")]), max_new_tokens=5)
+    assert out.shape[1] == len(tokenizer.encode_ordinary("def f(")) + 5

@@ -227,7 +227,9 @@ def save_hf_gpt2(model: GPT, directory: str | os.PathLike, eos_id: int | None = 
 # ---- helpers -----------------------------------------------------------------------------------------
 
 
-def load_exact(model: GPT, sd: dict[str, torch.Tensor], source: Path) -> None:
+def load_exact(model: GPT, sd: dict[str, torch.Tensor], source: Path, assign: bool = False) -> None:
+    """Load `sd` into `model`, every tensor present and of the right shape (else a clear error naming it).
+    With `assign`, the tensors become the parameters (no copy: for a model built on the meta device)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(sd))
     if missing:
@@ -240,7 +242,7 @@ def load_exact(model: GPT, sd: dict[str, torch.Tensor], source: Path) -> None:
                 f"{source}: {key} has shape {tuple(tensor.shape)}, "
                 f"the config needs {tuple(expected[key].shape)}"
             )
-    model.load_state_dict(sd, strict=True)
+    model.load_state_dict(sd, strict=True, assign=assign)
 
 
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:

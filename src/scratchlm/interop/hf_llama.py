@@ -23,6 +23,7 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json
 from scratchlm.interop.hf import load_exact, read_hf_weights
 from scratchlm.model.gpt import GPT
+from scratchlm.model.rope import inverse_frequencies
 
 MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
@@ -123,11 +124,15 @@ def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
     )
 
 
-def state_dict_from_hf_llama(hf_sd: dict[str, torch.Tensor], cfg: ModelConfig) -> dict[str, torch.Tensor]:
-    """HF Llama tensors under our names: q/k/v concatenated into `qkv`; `model.` prefixes optional."""
+def state_dict_from_hf_llama(
+    hf_sd: dict[str, torch.Tensor], cfg: ModelConfig, dtype: torch.dtype = torch.float32
+) -> dict[str, torch.Tensor]:
+    """HF Llama tensors under our names, in `dtype`: q/k/v concatenated into `qkv`; `model.` prefixes
+    optional. Consumes `hf_sd` as it goes, so a model's weights are held about once, not twice."""
     ours: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    for key, tensor in hf_sd.items():
+    for key in list(hf_sd):
+        tensor = hf_sd.pop(key).to(dtype)
         name = key.removeprefix("model.")
         if name.endswith(IGNORED):
             continue
@@ -154,18 +159,25 @@ def state_dict_from_hf_llama(hf_sd: dict[str, torch.Tensor], cfg: ModelConfig) -
         missing = [p for p in QKV if p not in parts]
         if missing:
             raise ScratchLMError(f"the checkpoint lacks layers.{block}.self_attn.{missing[0]}.{kind}")
-        ours[f"trf_blocks.{block}.att.qkv.{kind}"] = torch.cat([parts[p] for p in QKV], dim=0)
+        ours[f"trf_blocks.{block}.att.qkv.{kind}"] = torch.cat([parts.pop(p) for p in QKV], dim=0)
     if cfg.tie_embeddings and "emb.tok_emb.weight" in ours:
         ours["out_head.weight"] = ours["emb.tok_emb.weight"]
     return ours
 
 
-def load_hf_llama(directory: str | os.PathLike) -> GPT:
+def load_hf_llama(directory: str | os.PathLike, dtype: torch.dtype = torch.float32) -> GPT:
     """A GPT with the weights of an HF Llama-family directory (config.json + safetensors, single or
-    sharded), in eval mode."""
+    sharded), in `dtype`, in eval mode.
+
+    Memory: the model is built on the meta device (no storage) and the loaded tensors become its
+    parameters, so the weights are held once, not once in the files' tensors and again in the model."""
     directory = Path(directory)
     cfg = config_from_hf_llama(read_json(directory / "config.json"))
-    model = GPT(cfg, init=False)
-    sd = state_dict_from_hf_llama(read_hf_weights(directory), cfg)
-    load_exact(model, sd, directory)
+    sd = state_dict_from_hf_llama(read_hf_weights(directory), cfg, dtype)
+    with torch.device("meta"):
+        model = GPT(cfg, init=False)
+    load_exact(model, sd, directory, assign=True)
+    if cfg.tie_embeddings:  # assigning gave the head its own Parameter over the same storage: tie it again
+        model.out_head.weight = model.emb.tok_emb.weight
+    model.inv_freq = inverse_frequencies(cfg)  # the buffer built on the meta device
     return model.eval()
