@@ -3,8 +3,9 @@ Llama-3.2-1B (and, with --smollm2, SmolLM2-135M-Instruct's real weights from PyP
 
 For each model, a random-weight `transformers` model of that exact config is saved with `save_pretrained`
 (safetensors, fp32), then, each in a fresh process so peak memory is the loader's own:
-- load: seconds and peak RSS (ru_maxrss) of `scratchlm.formats.model_files.load_model(dir)` and of
-  `AutoModelForCausalLM.from_pretrained(dir)`, with the weights' size on disk for scale;
+- load: seconds of `scratchlm.formats.model_files.load_model(dir)` and of
+  `AutoModelForCausalLM.from_pretrained(dir)`, and the peak RSS (VmHWM) after one forward pass (which
+  touches every weight, so memory-mapped files count), with the weights' size on disk for scale;
 - decode: greedy tokens/s of a 32-token prompt + `--new` new tokens, ours (`generate`, KV cache) and
   transformers' `generate(do_sample=False)` in the same process, alternating `--repeats` times (medians
   and range), with a check that both produce the same tokens;
@@ -70,7 +71,7 @@ SHAPES = {
 }
 
 LOAD = """
-import json, resource, sys, time
+import json, sys, time
 which, path = sys.argv[1:3]
 t0 = time.perf_counter()
 if which == "ours":
@@ -80,8 +81,12 @@ else:
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
 seconds = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_rss_mb": peak}))
+import torch
+with torch.no_grad():  # one forward pass touches every weight: memory-mapped pages count from here on
+    logits = model(torch.zeros(1, 8, dtype=torch.long))
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over the fork)
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()
+print(json.dumps({"seconds": seconds, "peak_rss_mb": int(status[0]) / 1024}))
 """
 
 DECODE = """
@@ -183,6 +188,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--context", type=int, default=8192, help="tokens for the KV-cache sizes")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--load-only", action="store_true", help="measure loading only (no decoding)")
     args = parser.parse_args()
     THREADS["OMP_NUM_THREADS"] = str(args.threads)
     results = {}
@@ -211,7 +217,15 @@ def main() -> None:
                 save_random(name, shape, directory)
             size = sum(p.stat().st_size for p in directory.glob("*.safetensors")) / 1e6
             ours, theirs = child(LOAD, "ours", str(directory)), child(LOAD, "transformers", str(directory))
-            decode = child(DECODE, str(directory), str(args.new), str(args.repeats))
+            decode = (
+                {
+                    "max_abs_logit_delta": float("nan"),
+                    "same_tokens": None,
+                    "tok_s": {"ours": [0], "transformers": [1]},
+                }
+                if args.load_only
+                else child(DECODE, str(directory), str(args.new), str(args.repeats))
+            )
         speed = {k: statistics.median(v) for k, v in decode["tok_s"].items()}
         results[name] = {"weights_mb": size, "load": {"ours": ours, "transformers": theirs}, "decode": decode}
         rows.append(

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
-
 import pytest
 import torch
 
@@ -13,6 +9,7 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.formats.model_files import load_model, save_model
 from scratchlm.formats.tokenizer_files import save_tokenizer
 from scratchlm.interop.hf import save_hf_gpt2
+from tests.fake_hub import serve_hub
 from tests.tiny import tiny_gpt
 
 
@@ -53,15 +50,8 @@ def hub(tmp_path, monkeypatch, tiny_gpt2, gpt2):
     repo = tmp_path / "server" / "openai-community" / "gpt2" / "resolve" / "main"
     save_hf_gpt2(tiny_gpt2, repo, eos_id=50256)
     save_tokenizer(gpt2, repo)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "server"))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setenv("SCRATCHLM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    yield tmp_path
-    server.shutdown()
+    with serve_hub(tmp_path / "server", tmp_path / "cache", monkeypatch):
+        yield tmp_path
 
 
 def test_download_by_name_then_offline_from_cache(hub, tiny_gpt2, monkeypatch):

@@ -19,6 +19,7 @@ from scratchlm.data.templates import encode_prompt, load_template
 from scratchlm.errors import ScratchLMError
 from scratchlm.formats.model_files import load_model
 from scratchlm.interop.hf_tokenizer import HFTokenizer
+from tests.fake_hub import serve_hub
 from tests.interop.test_hf_llama import save_llama
 
 transformers = pytest.importorskip("transformers")
@@ -257,10 +258,6 @@ def test_a_served_chat_is_prompted_with_the_models_template(chat_model):
 def test_a_hub_name_downloads_the_sharded_model_tokenizer_and_template(tmp_path, monkeypatch):
     """A Hub-shaped layout on 127.0.0.1 (<org>/<repo>/resolve/main/<file>): load_model("org/name") fetches
     the index, every shard, tokenizer.json, tokenizer_config.json and chat_template.jinja."""
-    import functools
-    import http.server
-    import threading
-
     repo = tmp_path / "server" / "Qwen" / "Qwen3-Tiny" / "resolve" / "main"
     build_tokenizer(repo, "bytelevel")
     config = json.loads((repo / "tokenizer_config.json").read_text())
@@ -270,17 +267,8 @@ def test_a_hub_name_downloads_the_sharded_model_tokenizer_and_template(tmp_path,
         repo, family="qwen3", shard="40KB", vocab_size=HFTokenizer(repo).vocab_size, head_dim=16
     )
     assert len(list(repo.glob("model-*.safetensors"))) > 1
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "server"))
-    handler.log_message = lambda *a, **k: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setenv("SCRATCHLM_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    try:
+    with serve_hub(tmp_path / "server", tmp_path / "cache", monkeypatch):
         model, tokenizer = load_model("Qwen/Qwen3-Tiny")
-    finally:
-        server.shutdown()
     x = torch.randint(0, 100, (1, 12))
     with torch.no_grad():
         assert (model(x) - theirs(x).logits).abs().max().item() <= 1e-5
