@@ -41,6 +41,10 @@ COMMANDS = {
         "an OpenAI-compatible API server with continuous batching, and a chat page",
     ),
     "export": ("scratchlm.cli.export", "write a model directory in Hugging Face's format (or ours)"),
+    "model": (
+        "scratchlm.cli.model",
+        "what a model is: architecture, parameters, KV-cache memory, FLOPs (info)",
+    ),
     "report": ("scratchlm.cli.report", "(re)write a run directory's report.html and report.md"),
     "demo": (
         "scratchlm.cli.demo",

@@ -157,6 +157,31 @@ def load_classifier(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer, dict]:
     return model, load_tokenizer(path), config
 
 
+def load_config(spec: str | os.PathLike) -> ModelConfig:
+    """The ModelConfig of a model directory, run directory, classifier or Hub name, from its config.json
+    alone (no weights are read; a Hub name downloads config.json only)."""
+    from scratchlm.interop.hub import download
+
+    path = Path(spec)
+    if not path.exists():
+        if str(spec) in GPT2_REPOS or ("/" in str(spec) and not str(spec).startswith((".", "/"))):
+            config_path = download(GPT2_REPOS.get(str(spec), str(spec)), "config.json")
+            assert config_path is not None
+            path = config_path.parent
+        else:
+            raise ScratchLMError(f"{spec}: no such model directory, preset or Hub name")
+    if path.is_dir() and not (path / "config.json").is_file() and (path / "model" / "config.json").is_file():
+        path = path / "model"  # a fine-tune's run directory
+    config = read_json(path / "config.json")
+    if not isinstance(config, dict):
+        raise ScratchLMError(f"{path}/config.json: not a model config")
+    if isinstance(config.get("model"), dict):  # ours: a model, classifier or run directory
+        return from_dict(ModelConfig, config["model"])
+    if config.get("model_type") in hf_llama.MODEL_TYPES:
+        return hf_llama.config_from_hf_llama(config)
+    return hf.config_from_hf(config)
+
+
 def classifier_dir(path: Path) -> Path | None:
     """The classifier directory at `path` or in its `model/` (a fine-tuning run directory), else None."""
     for candidate in (path, path / "model"):

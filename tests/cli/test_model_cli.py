@@ -1,0 +1,48 @@
+"""`scratchlm model info`: a model described from its config alone, presets, directories and errors alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from scratchlm.cli.main import main
+from scratchlm.formats.model_files import load_config, save_model
+from tests.tiny import tiny_gpt
+
+
+def info(capsys, *args: str) -> str:
+    assert main(["model", "info", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_a_preset_with_grouped_query_attention(capsys):
+    out = info(capsys, "llama3.2-1b", "--context", "8192")
+    assert "grouped-query attention, 32 query : 8 key/value heads of 64" in out
+    assert "rotary positions (theta 500,000, llama3 scaling x32)" in out
+    assert "parameters   1,235,814,400" in out
+    assert "512.0 MiB for 1 x 8,192 tokens in float32 (multi-head attention: 2,048.0 MiB" in out
+    assert "keeps 25% of it" in out
+
+
+def test_gpt2_and_a_directory(capsys, tmp_path):
+    out = info(capsys, "gpt2-small", "--dtype", "bfloat16")
+    assert "learned positions, LayerNorm, GELU MLP (3,072), multi-head attention, 12 heads of 64" in out
+    assert "72.0 MiB" not in out and "36.0 MiB for 1 x 1,024 tokens in bfloat16" in out
+    save_model(tiny_gpt(vocab_size=50257, n_kv_heads=1, positions="rope", norm="rmsnorm"), tmp_path / "m")
+    assert load_config(tmp_path / "m").kv_heads == 1
+    out = info(capsys, str(tmp_path / "m"))
+    assert "(config.json)" in out and "multi-query attention, 2 query : 1 key/value heads of 16" in out
+
+
+def test_errors_are_one_line(capsys, tmp_path):
+    assert main(["model", "info", str(tmp_path / "missing")]) == 2
+    assert "no such model directory, preset or Hub name" in capsys.readouterr().err
+    assert main(["model", "info", "gpt2-small", "--context", "0"]) == 2
+    assert "--context and --batch must be at least 1" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text('{"model_type": "mixtral"}')
+    assert main(["model", "info", str(tmp_path)]) == 2
+    assert "model_type 'mixtral' is not supported" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["qwen3-0.6b", "qwen2.5-0.5b", "qwen3-small", "tiny"])
+def test_every_family_preset_describes_itself(capsys, name):
+    assert "parameters" in info(capsys, name)
