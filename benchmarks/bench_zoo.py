@@ -174,6 +174,19 @@ def child(code: str, *args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def decode_cells(decode: dict | None) -> list[str]:
+    """Decode columns: tok/s both ways, their ratio, max |Δ logits|, same tokens ("-" with --load-only)."""
+    if decode is None:
+        return ["-"] * 4
+    speed = {k: statistics.median(v) for k, v in decode["tok_s"].items()}
+    return [
+        f"{speed['ours']:.2f}/{speed['transformers']:.2f}",
+        f"{speed['ours'] / speed['transformers']:.2f}x",
+        f"{decode['max_abs_logit_delta']:.1e}",
+        str(decode["same_tokens"]),
+    ]
+
+
 def kv_bytes(shape: dict, tokens: int, gqa: bool = True) -> int:
     heads = shape["num_key_value_heads"] if gqa else shape["num_attention_heads"]
     head_dim = shape.get("head_dim") or shape["hidden_size"] // shape["num_attention_heads"]
@@ -218,15 +231,8 @@ def main() -> None:
             size = sum(p.stat().st_size for p in directory.glob("*.safetensors")) / 1e6
             ours, theirs = child(LOAD, "ours", str(directory)), child(LOAD, "transformers", str(directory))
             decode = (
-                {
-                    "max_abs_logit_delta": float("nan"),
-                    "same_tokens": None,
-                    "tok_s": {"ours": [0], "transformers": [1]},
-                }
-                if args.load_only
-                else child(DECODE, str(directory), str(args.new), str(args.repeats))
+                None if args.load_only else child(DECODE, str(directory), str(args.new), str(args.repeats))
             )
-        speed = {k: statistics.median(v) for k, v in decode["tok_s"].items()}
         results[name] = {"weights_mb": size, "load": {"ours": ours, "transformers": theirs}, "decode": decode}
         rows.append(
             [
@@ -234,10 +240,7 @@ def main() -> None:
                 f"{size:,.0f}",
                 f"{ours['seconds']:.1f}/{theirs['seconds']:.1f}",
                 f"{ours['peak_rss_mb']:,.0f}/{theirs['peak_rss_mb']:,.0f}",
-                f"{speed['ours']:.2f}/{speed['transformers']:.2f}",
-                f"{speed['ours'] / speed['transformers']:.2f}x",
-                f"{decode['max_abs_logit_delta']:.1e}",
-                str(decode["same_tokens"]),
+                *decode_cells(decode),
                 f"{kv_bytes(shape, args.context) / 2**20:,.0f}/"
                 f"{kv_bytes(shape, args.context, gqa=False) / 2**20:,.0f}",
             ]

@@ -66,7 +66,7 @@ def tiny_corpus(tmp_path_factory, stdlib_text: str) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory, tiny_corpus: Path) -> Path:
-    """A 300-token BPE learned from `tiny_corpus`, saved: the directory a run's `data.tokenizer` names. Its
+    """A 300-token BPE learned from `tiny_corpus`, saved: the file a run's `data.tokenizer` can name. Its
     small vocabulary keeps the output layer, which dominates a tiny model's cost, small too."""
     from scratchlm.formats.tokenizer_files import save_tokenizer
 

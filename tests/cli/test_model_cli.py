@@ -45,4 +45,7 @@ def test_errors_are_one_line(capsys, tmp_path):
 
 @pytest.mark.parametrize("name", ["qwen3-0.6b", "qwen2.5-0.5b", "qwen3-small", "tiny"])
 def test_every_family_preset_describes_itself(capsys, name):
-    assert "parameters" in info(capsys, name)
+    from scratchlm.config import preset
+    from scratchlm.model.sizing import parameter_count
+
+    assert f"parameters   {parameter_count(preset(name)):,} (" in info(capsys, name)

@@ -176,13 +176,19 @@ BASE = {
         ({"rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4}}, "rope type 'dynamic'"),
         ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
         ({"attention_bias": True}, "attention_bias=true"),
+        (
+            {"rope_scaling": {"rope_type": "llama3", "factor": 8.0}},
+            "rope llama3 scaling has no 'low_freq_factor'",
+        ),
+        ({"intermediate_size": None}, "the config has no 'intermediate_size'"),  # None: the key left out
         ({"model_type": "qwen2", "sliding_window": 4096, "use_sliding_window": True}, "sliding-window"),
         ({"model_type": "qwen3", "layer_types": ["sliding_attention"]}, "only full attention"),
     ],
 )
 def test_unsupported_configs_are_named(change, message):
+    config = {k: v for k, v in {**BASE, **change}.items() if v is not None}
     with pytest.raises(ScratchLMError, match=message):
-        config_from_hf_llama({**BASE, **change})
+        config_from_hf_llama(config)
 
 
 def test_mistral_with_full_attention_loads():
@@ -212,3 +218,17 @@ def test_missing_unexpected_and_misshaped_tensors_are_named(tmp_path):
     )
     narrow = {**original, "model.norm.weight": original["model.norm.weight"][:16]}
     assert "final_norm.scale has shape (16,)" in load_with(narrow)
+
+
+def test_a_loaded_model_trains(tmp_path):
+    # Its parameters are the loaded tensors themselves (assigned, not copied): they must be writable leaves.
+    save_llama(tmp_path, tie_word_embeddings=True)
+    model, _ = load_model(tmp_path)
+    before = model.emb.tok_emb.weight.detach().clone()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    model(X[:, :16]).logsumexp(-1).mean().backward()
+    optimizer.step()
+    assert all(p.requires_grad and p.grad is not None for p in model.parameters())
+    assert not torch.equal(model.emb.tok_emb.weight, before)
+    assert model.out_head.weight is model.emb.tok_emb.weight  # still one tensor after the step

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from scratchlm.cli.run_args import add_run_arguments, run_config
+from scratchlm.cli.run_args import add_run_arguments, run_finetune
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,15 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from scratchlm.finetune.classify import finetune_classifier
     from scratchlm.finetune.classify_metrics import format_report
-    from scratchlm.report import write_report_safely
 
-    cfg = run_config(args, "classify")
-    outcome = finetune_classifier(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
-    write_report_safely(args.out, args.command_line)
-    if outcome.stopped:
-        print(f"stopped at step {outcome.state.step:,}: --resume continues the run in {args.out}")
+    cfg, result = run_finetune(args, "classify", finetune_classifier)
+    if result is None:
         return 0
-    result = outcome.result
     p = result["parameters"]
     examples = ", ".join(f"{name} {sum(c.values()):,}" for name, c in result["examples"].items())
     print(f"examples: {examples}; max length {result['max_length']} tokens")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from scratchlm.cli.run_args import add_run_arguments, run_config
+from scratchlm.cli.run_args import add_run_arguments, run_finetune
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,15 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scratchlm.finetune.instruct import finetune_instruct
-    from scratchlm.report import write_report_safely
 
-    cfg = run_config(args, "instruct")
-    outcome = finetune_instruct(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
-    write_report_safely(args.out, args.command_line)
-    if outcome.stopped:
-        print(f"stopped at step {outcome.state.step:,}: --resume continues the run in {args.out}")
-        return 0
-    print(summary(outcome.result))
+    _, result = run_finetune(args, "instruct", finetune_instruct)
+    if result is not None:
+        print(summary(result))
     return 0
 
 

@@ -139,6 +139,20 @@ def explain_unknown(kind: str, unknown: list[str]) -> str:
     return f"{arg}: unknown setting of {section}{hint}"
 
 
+def run_finetune(args: argparse.Namespace, kind: str, finetune: Any) -> tuple[RunConfig, dict | None]:
+    """Run a fine-tune (`finetune(cfg, out, resume=, show_progress=)`) from the command line and write its
+    report: (its config, its result, or None (said on the terminal) when a signal stopped it early)."""
+    from scratchlm.report import write_report_safely
+
+    cfg = run_config(args, kind)
+    outcome = finetune(cfg, args.out, resume=args.resume, show_progress=not args.quiet)
+    write_report_safely(args.out, args.command_line)
+    if outcome.stopped:
+        print(f"stopped at step {outcome.state.step:,}: --resume continues the run in {args.out}")
+        return cfg, None
+    return cfg, outcome.result
+
+
 def run_config(args: argparse.Namespace, kind: str) -> RunConfig:
     """The RunConfig the command line describes: preset < --config YAML < --section.key and aliases; with
     --resume, the run's own config.json < what this command line gives."""

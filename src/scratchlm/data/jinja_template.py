@@ -11,6 +11,7 @@ transformers does; what a user typed is inside the rendered text all the same (t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,12 @@ from scratchlm.interop.hf_tokenizer import token_text
 
 # The tokenizer_config.json entries a template may refer to by name.
 SPECIAL_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled(source: str):
+    """The template compiled once per source (a chat renders it at every turn, training at every reply)."""
+    return _environment().from_string(source)
 
 
 def _environment():
@@ -66,8 +73,7 @@ class JinjaTemplate:
         from jinja2 import TemplateError
 
         try:
-            compiled = _environment().from_string(self.source)
-            return compiled.render(
+            return _compiled(self.source).render(
                 messages=[{k: v for k, v in m.items() if k != "input"} | _content(m) for m in messages],
                 add_generation_prompt=add_generation_prompt,
                 tools=None,

@@ -46,11 +46,17 @@ def save_model(model: GPT, directory: str | os.PathLike, tokenizer: AnyTokenizer
     return directory
 
 
+def _is_hub_name(spec: str | os.PathLike) -> bool:
+    """A name to fetch from the Hub (gpt2, org/name) rather than a local path."""
+    text = str(spec)
+    return text in GPT2_REPOS or ("/" in text and not text.startswith((".", "/")))
+
+
 def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
     """(model in eval mode on the CPU, its tokenizer or None) from a directory or a Hub name."""
     path = Path(spec)
     if not path.exists():
-        if str(spec) in GPT2_REPOS or ("/" in str(spec) and not str(spec).startswith((".", "/"))):
+        if _is_hub_name(spec):
             path = fetch_model(str(spec))
         else:
             raise ScratchLMError(f"{spec}: no such model directory (or a Hub name such as 'gpt2')")
@@ -164,7 +170,7 @@ def load_config(spec: str | os.PathLike) -> ModelConfig:
 
     path = Path(spec)
     if not path.exists():
-        if str(spec) in GPT2_REPOS or ("/" in str(spec) and not str(spec).startswith((".", "/"))):
+        if _is_hub_name(spec):
             config_path = download(GPT2_REPOS.get(str(spec), str(spec)), "config.json")
             assert config_path is not None
             path = config_path.parent

@@ -49,6 +49,13 @@ UNSUPPORTED = {
 }
 
 
+def _required(settings: dict[str, Any], key: str, where: str = "the config") -> Any:
+    """settings[key], or a clear error naming what is missing (a truncated or foreign config)."""
+    if key not in settings:
+        raise ScratchLMError(f"config.json: {where} has no {key!r}")
+    return settings[key]
+
+
 def rope_settings(hf: dict[str, Any]) -> dict[str, Any]:
     """Our rope_* fields from either dialect: transformers 5's `rope_parameters`, or 4's `rope_theta` plus
     `rope_scaling` (whose type key was once `type`)."""
@@ -66,11 +73,13 @@ def rope_settings(hf: dict[str, Any]) -> dict[str, Any]:
         )
     out: dict[str, Any] = {"rope_theta": float(theta), "rope_type": kind}
     if kind in ("linear", "llama3"):
-        out["rope_factor"] = float(scaling["factor"])
+        out["rope_factor"] = float(_required(scaling, "factor", f"rope {kind} scaling"))
     if kind == "llama3":
-        out["rope_low_freq_factor"] = float(scaling["low_freq_factor"])
-        out["rope_high_freq_factor"] = float(scaling["high_freq_factor"])
-        out["rope_original_context"] = int(scaling["original_max_position_embeddings"])
+        out["rope_low_freq_factor"] = float(_required(scaling, "low_freq_factor", f"rope {kind} scaling"))
+        out["rope_high_freq_factor"] = float(_required(scaling, "high_freq_factor", f"rope {kind} scaling"))
+        out["rope_original_context"] = int(
+            _required(scaling, "original_max_position_embeddings", f"rope {kind} scaling")
+        )
     return out
 
 
@@ -100,17 +109,17 @@ def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
         )
     if hf.get("pretraining_tp", 1) != 1:
         raise ScratchLMError("config.json: pretraining_tp > 1 is not supported")
-    heads = hf["num_attention_heads"]
-    head_dim = hf.get("head_dim") or hf["hidden_size"] // heads
+    heads = _required(hf, "num_attention_heads")
+    head_dim = hf.get("head_dim") or _required(hf, "hidden_size") // heads
     return ModelConfig(
-        vocab_size=hf["vocab_size"],
+        vocab_size=_required(hf, "vocab_size"),
         context_length=hf.get("max_position_embeddings", 2048),
-        emb_dim=hf["hidden_size"],
+        emb_dim=_required(hf, "hidden_size"),
         n_heads=heads,
         n_kv_heads=hf.get("num_key_value_heads") or heads,
-        n_layers=hf["num_hidden_layers"],
-        head_size=head_dim if head_dim * heads != hf["hidden_size"] else None,
-        ff_dim=hf["intermediate_size"],
+        n_layers=_required(hf, "num_hidden_layers"),
+        head_size=head_dim if head_dim * heads != _required(hf, "hidden_size") else None,
+        ff_dim=_required(hf, "intermediate_size"),
         dropout=float(hf.get("attention_dropout", 0.0)),
         qkv_bias=model_type == "qwen2",  # Qwen2 always has q/k/v biases (no config key says so)
         qk_norm=model_type == "qwen3",

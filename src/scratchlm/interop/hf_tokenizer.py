@@ -12,7 +12,7 @@ reproduce, so they are not re-implemented: the field's own library runs them, an
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +47,9 @@ class HFTokenizer:
         self.name = directory.name
         config_path = directory / "tokenizer_config.json"
         self.config: dict = read_json(config_path) if config_path.is_file() else {}
-        self.special_tokens = {t.content: i for i, t in self.backend.get_added_tokens_decoder().items()}
-        self.special_tokens = {
-            content: i for i, content in sorted((i, c) for c, i in self.special_tokens.items())
-        }
-        self.bos_token = token_text(self.config.get("bos_token"))
+        # Added tokens (the chat markers among them), string -> id in id order.
+        added = sorted(self.backend.get_added_tokens_decoder().items())
+        self.special_tokens = {token.content: i for i, token in added}
         self.eos_token = token_text(self.config.get("eos_token"))
         self._eot_id = self._find_eos()
 
@@ -96,16 +94,12 @@ class HFTokenizer:
         finally:
             self.backend.encode_special_tokens = False
 
-    def encode_batch(self, texts: Iterable[str], **_: Any) -> list[list[int]]:
-        return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
-
     def decode(self, ids: Sequence[int], errors: str = "replace") -> str:
-        """Text of `ids`, special tokens included as their strings (so stop strings can see them)."""
+        """Text of `ids`, special tokens included as their strings (so stop strings can see them). Bytes
+        that are not whole UTF-8 always become U+FFFD (the library's rule; `errors` is accepted for the
+        interface of scratchlm's own tokenizer)."""
         ids = [int(i) for i in ids]
         bad = [i for i in ids if not 0 <= i < self.vocab_size]
         if bad:
             raise ScratchLMError(f"token id {bad[0]} is out of range (vocabulary: {self.vocab_size})")
         return self.backend.decode(ids, skip_special_tokens=False)
-
-    def decode_tokens(self, ids: Sequence[int]) -> list[str]:
-        return [self.backend.id_to_token(int(i)) or "" for i in ids]
