@@ -5,7 +5,8 @@ For each model, a random-weight `transformers` model of that exact config is sav
 (safetensors, fp32), then, each in a fresh process so peak memory is the loader's own:
 - load: seconds of `scratchlm.formats.model_files.load_model(dir)` and of
   `AutoModelForCausalLM.from_pretrained(dir)`, and the peak RSS (VmHWM) after one forward pass (which
-  touches every weight, so memory-mapped files count), with the weights' size on disk for scale;
+  touches every weight, so memory-mapped files count) and the RSS still held then, with the weights' size
+  on disk for scale;
 - decode: greedy tokens/s of a 32-token prompt + `--new` new tokens, ours (`generate`, KV cache) and
   transformers' `generate(do_sample=False)` in the same process, alternating `--repeats` times (medians
   and range), with a check that both produce the same tokens;
@@ -14,6 +15,7 @@ For each model, a random-weight `transformers` model of that exact config is sav
   attention would need.
 
     python -m benchmarks.bench_zoo [--models qwen3-0.6b,llama3.2-1b] [--smollm2] [--new 32] [--repeats 3]
+    python -m benchmarks.bench_zoo --load-only --dtype bfloat16   # loading an fp32 file into bf16 weights
 
 Needs several GB of disk in a temporary directory and about 3x the largest model's size in RAM.
 """
@@ -72,21 +74,23 @@ SHAPES = {
 
 LOAD = """
 import json, sys, time
-which, path = sys.argv[1:3]
+which, path, dtype = sys.argv[1:4]
 t0 = time.perf_counter()
 if which == "ours":
     from scratchlm.formats.model_files import load_model
-    model, _ = load_model(path)
+    model, _ = load_model(path, dtype)
 else:
     from transformers import AutoModelForCausalLM
-    model = AutoModelForCausalLM.from_pretrained(path, dtype="float32")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
 seconds = time.perf_counter() - t0
 import torch
 with torch.no_grad():  # one forward pass touches every weight: memory-mapped pages count from here on
     logits = model(torch.zeros(1, 8, dtype=torch.long))
 # VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over the fork)
-status = open("/proc/self/status").read().split("VmHWM:")[1].split()
-print(json.dumps({"seconds": seconds, "peak_rss_mb": int(status[0]) / 1024}))
+# VmRSS: what stays resident once loaded (a dtype conversion reads the file's pages, then lets them go)
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+mb = {key: int(status[key].split()[0]) / 1024 for key in ("VmHWM", "VmRSS")}
+print(json.dumps({"seconds": seconds, "peak_rss_mb": mb["VmHWM"], "rss_after_mb": mb["VmRSS"]}))
 """
 
 DECODE = """
@@ -202,6 +206,9 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=8192, help="tokens for the KV-cache sizes")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--load-only", action="store_true", help="measure loading only (no decoding)")
+    parser.add_argument(
+        "--dtype", choices=("float32", "bfloat16"), default="float32", help="the loaded weights' type"
+    )
     args = parser.parse_args()
     THREADS["OMP_NUM_THREADS"] = str(args.threads)
     results = {}
@@ -211,6 +218,7 @@ def main() -> None:
             "weights MB",
             "load s ours/HF",
             "peak RSS MB ours/HF",
+            "RSS after MB ours/HF",
             "decode tok/s ours/HF",
             "ratio",
             "max |Δ logits|",
@@ -229,9 +237,12 @@ def main() -> None:
                 shape = SHAPES[name]
                 save_random(name, shape, directory)
             size = sum(p.stat().st_size for p in directory.glob("*.safetensors")) / 1e6
-            ours, theirs = child(LOAD, "ours", str(directory)), child(LOAD, "transformers", str(directory))
+            ours = child(LOAD, "ours", str(directory), args.dtype)
+            theirs = child(LOAD, "transformers", str(directory), args.dtype)
             decode = (
-                None if args.load_only else child(DECODE, str(directory), str(args.new), str(args.repeats))
+                None
+                if args.load_only or args.dtype != "float32"
+                else child(DECODE, str(directory), str(args.new), str(args.repeats))
             )
         results[name] = {"weights_mb": size, "load": {"ours": ours, "transformers": theirs}, "decode": decode}
         rows.append(
@@ -240,6 +251,7 @@ def main() -> None:
                 f"{size:,.0f}",
                 f"{ours['seconds']:.1f}/{theirs['seconds']:.1f}",
                 f"{ours['peak_rss_mb']:,.0f}/{theirs['peak_rss_mb']:,.0f}",
+                f"{ours['rss_after_mb']:,.0f}/{theirs['rss_after_mb']:,.0f}",
                 *decode_cells(decode),
                 f"{kv_bytes(shape, args.context) / 2**20:,.0f}/"
                 f"{kv_bytes(shape, args.context, gqa=False) / 2**20:,.0f}",
@@ -247,7 +259,7 @@ def main() -> None:
         )
         print(name, json.dumps(results[name]), flush=True)
     print_table(
-        "modern families vs transformers (fp32, CPU)",
+        f"modern families vs transformers ({args.dtype}, CPU)",
         rows,
         f"{args.threads} threads; decode: 32-token prompt + {args.new} greedy tokens, "
         f"median of {args.repeats}, "
@@ -258,6 +270,7 @@ def main() -> None:
         {
             **run_info("bench_zoo", ["torch", "transformers", "tokenizers"]),
             "threads": args.threads,
+            "dtype": args.dtype,
             "results": results,
         },
     )

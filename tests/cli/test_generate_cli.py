@@ -30,6 +30,24 @@ def test_generate_greedy_is_deterministic_and_cache_independent(model_dir, capsy
     assert capsys.readouterr().out == first
 
 
+def test_generate_in_bf16_on_a_rope_model(tmp_path, gpt2, capsys):
+    """--dtype bf16: the weights cast as loaded, the rotary frequencies kept in fp32, and the CLI generates
+    with them; an unknown dtype is refused by the parser."""
+    from scratchlm.config import MODERN
+
+    torch.manual_seed(0)
+    save_model(GPT(tiny(context_length=64, n_layers=2, n_kv_heads=2, **MODERN)).eval(), tmp_path, gpt2)
+    model, _ = load_model(tmp_path, "bf16")
+    assert model.emb.tok_emb.weight.dtype == torch.bfloat16 and model.inv_freq.dtype == torch.float32
+    argv = ["generate", "-m", str(tmp_path), "-p", "Every effort moves you", "-n", "4", "--device", "cpu"]
+    assert main([*argv, "--dtype", "bf16"]) == 0
+    bf16 = capsys.readouterr().out
+    assert bf16.startswith("Every effort moves you") and len(bf16) > len("Every effort moves you")
+    with pytest.raises(SystemExit):
+        main([*argv, "--dtype", "int8"])
+    assert "invalid choice: 'int8'" in capsys.readouterr().err
+
+
 def test_generate_sampling_with_seed(model_dir, capsys):
     argv = [
         "generate",

@@ -34,7 +34,7 @@ def save_llama(
     """A random-weight model of `family` (2 layers, 4 query heads sharing 2 key/value heads) saved there."""
     import transformers
 
-    prefix = {"llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3"}[family]
+    prefix = {"llama": "Llama", "mistral": "Mistral", "qwen2": "Qwen2", "qwen3": "Qwen3"}[family]
     config_class = getattr(transformers, f"{prefix}Config")
     model_class = getattr(transformers, f"{prefix}ForCausalLM")
     settings = {
@@ -101,9 +101,11 @@ def test_logits_equal_transformers(tmp_path, overrides):
         ("qwen3", {"head_dim": 16}),  # 4 heads x 16 = 64 > hidden 32, as Qwen3-0.6B's 16 x 128 > 1024
         ("qwen3", {"head_dim": 16, "tie_word_embeddings": True}),
         ("qwen3", {"rope_scaling": {"rope_type": "linear", "factor": 2.0}}),
+        ("mistral", {"sliding_window": None}),  # Mistral with full attention is Llama's skeleton
+        ("mistral", {"sliding_window": None, "tie_word_embeddings": True, "head_dim": 16}),
     ],
 )
-def test_qwen_logits_equal_transformers(tmp_path, family, overrides):
+def test_qwen_and_mistral_logits_equal_transformers(tmp_path, family, overrides):
     theirs = save_llama(tmp_path, family=family, **overrides)
     ours, _ = load_model(tmp_path)
     assert ours.cfg.qkv_bias == (family == "qwen2") and ours.cfg.qk_norm == (family == "qwen3")
@@ -117,6 +119,28 @@ def test_qwen_logits_equal_transformers(tmp_path, family, overrides):
             X[:, :8], max_new_tokens=20, do_sample=False, eos_token_id=None, pad_token_id=0
         )
     assert torch.equal(generate(ours, X[:, :8], max_new_tokens=20, stop_at_eos=False), expected)
+
+
+def test_bf16_loading_matches_transformers_in_bf16(tmp_path):
+    """--dtype bf16: the weights converted as they are read, the rotary frequencies kept in fp32 (as
+    transformers keeps them), logits as close to transformers' bf16 run as bf16 allows."""
+    save_llama(tmp_path, family="qwen3", head_dim=16, rope_scaling=LLAMA3_SCALING)
+    ours, _ = load_model(tmp_path, dtype="bf16")
+    assert all(p.dtype == torch.bfloat16 for p in ours.parameters())
+    assert ours.inv_freq.dtype == torch.float32
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    exact = transformers.AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        reference = exact(X).logits
+        theirs_error = (theirs(X).logits.float() - reference).abs().max().item()
+        got = ours(X)
+        assert got.dtype == torch.bfloat16
+        ours_error = (got.float() - reference).abs().max().item()
+        assert 0 < ours_error <= 2 * theirs_error  # bf16's own rounding, no worse than transformers'
+        generated = generate(ours, X[:, :8], max_new_tokens=10, stop_at_eos=False)
+    assert generated.shape == (2, 18)
+    with pytest.raises(ScratchLMError, match="dtype 'int8': expected fp32, bf16 or fp16"):
+        load_model(tmp_path, dtype="int8")
 
 
 def test_sharded_files_and_the_transformers_4_dialect(tmp_path):

@@ -237,13 +237,15 @@ def test_generate_and_chat_use_the_models_own_template(chat_model):
 
 
 def test_a_served_chat_is_prompted_with_the_models_template(chat_model):
+    """... and served in bf16 (`serve --dtype bf16`): the engine's weights and KV cache in bf16."""
     import openai
     from transformers import AutoTokenizer
 
     from scratchlm.serve.server import BackgroundServer, build_service
 
-    service = build_service(str(chat_model))
+    service = build_service(str(chat_model), dtype="bf16")
     assert isinstance(service.template, JinjaTemplate)
+    assert service.engine.model.emb.tok_emb.weight.dtype == torch.bfloat16
     messages = CONVERSATION[1:]
     expected = AutoTokenizer.from_pretrained(str(chat_model)).apply_chat_template(
         messages, tokenize=True, add_generation_prompt=True, return_dict=False

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from scratchlm.cli.options import add_dtype_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", required=True, help="model or run directory, or a Hub name")
@@ -24,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--inspect", action="store_true", help="each token with its probability and alternatives"
     )
     parser.add_argument("--device", default="auto")
+    add_dtype_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from scratchlm.formats.model_files import load_model
     from scratchlm.serve.chat import ChatSession, describe
 
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_model(args.model, args.dtype)
     if tokenizer is None:
         raise ScratchLMError(f"{args.model}: no tokenizer beside the model")
     template = get_template(args.template) if args.template else None

@@ -7,6 +7,7 @@ import argparse
 import sys
 import time
 
+from scratchlm.cli.options import add_dtype_argument
 from scratchlm.config import GenerateConfig
 from scratchlm.device import pick_device
 from scratchlm.errors import ScratchLMError
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cache", action="store_true", help="recompute the whole context at every step")
     parser.add_argument("--ignore-eos", action="store_true", help="keep going after <|endoftext|>")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    add_dtype_argument(parser)
     parser.add_argument("--stats", action="store_true", help="print tokens/s to stderr at the end")
     chat = parser.add_argument_group("instructions (models from `scratchlm finetune instruct`)")
     chat.add_argument(
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         prompt, config, template = chat_prompt(args, prompt, config)
     elif args.input or args.template:
         raise ScratchLMError("--input and --template go with --chat")
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_model(args.model, args.dtype)
     if tokenizer is None:
         raise ScratchLMError(f"{args.model}: no tokenizer files found beside the model")
     from scratchlm.data.templates import encode_prompt

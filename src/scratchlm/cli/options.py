@@ -7,6 +7,17 @@ import argparse
 from scratchlm.errors import ScratchLMError
 
 
+def add_dtype_argument(parser: argparse.ArgumentParser) -> None:
+    """--dtype: the weights' type when a model is loaded to run (generate, chat, serve)."""
+    parser.add_argument(
+        "--dtype",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="load the weights in this type (default fp32; bf16 halves the memory, and is fast only on "
+        "hardware with bf16 units)",
+    )
+
+
 def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     """The LLM judge of `scratchlm eval judge` (`finetune instruct` takes the same as --judge.KEY)."""
     group = parser.add_argument_group("LLM judge (any OpenAI-compatible endpoint: Ollama, vLLM, llama.cpp)")

@@ -7,6 +7,8 @@ import argparse
 import os
 import sys
 
+from scratchlm.cli.options import add_dtype_argument
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", required=True, help="model, run or classifier directory, or gpt2…")
@@ -27,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-body-bytes", type=int, default=1 << 20, help="request size cap (default 1 MiB)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    add_dtype_argument(parser)
     parser.set_defaults(run=run)
 
 
@@ -37,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_batch < 1 or args.max_queue < 1:
         raise ScratchLMError("--max-batch and --max-queue must be at least 1")
-    service = build_service(args.model, args.name, args.device, args.max_batch, args.max_queue)
+    service = build_service(
+        args.model, args.name, args.device, args.max_batch, args.max_queue, dtype=args.dtype
+    )
     warning = check_exposure(args.host, args.api_key)
     if warning:
         print(f"scratchlm: warning: {warning}", file=sys.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 from safetensors.torch import save_file
 
 from scratchlm.config import ModelConfig, from_dict
@@ -25,10 +26,42 @@ from scratchlm.interop.hf_tokenizer import TOKENIZER_JSON, HFTokenizer
 from scratchlm.interop.hub import GPT2_REPOS, fetch_model
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import add_classifier_head
+from scratchlm.model.rope import inverse_frequencies
 from scratchlm.tokenizer import Tokenizer
 
 FORMAT = "scratchlm-gpt"
 CLASSIFIER_FORMAT = "scratchlm-classifier"
+# The weight dtypes a model loads in (`--dtype`): the short names the training precisions use, and torch's.
+WEIGHT_DTYPES = {
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
+
+
+def weight_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """torch's dtype for a `--dtype` name (None: fp32); anything else is a named error."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) and dtype in WEIGHT_DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in WEIGHT_DTYPES:
+        return WEIGHT_DTYPES[dtype]
+    raise ScratchLMError(f"dtype {dtype!r}: expected fp32, bf16 or fp16")
+
+
+def cast_model(model: GPT, dtype: torch.dtype) -> GPT:
+    """The model's weights in `dtype`, its rotary frequencies kept in fp32 (as `transformers` keeps them:
+    rounded to bf16, positions past a few hundred would turn by visibly wrong angles)."""
+    if dtype == torch.float32 and all(p.dtype == dtype for p in model.parameters()):
+        return model
+    model.to(dtype)
+    if model.cfg.positions == "rope":
+        model.inv_freq = inverse_frequencies(model.cfg).to(model.inv_freq.device)
+    return model
 
 
 def save_model(model: GPT, directory: str | os.PathLike, tokenizer: AnyTokenizer | None = None) -> Path:
@@ -52,8 +85,18 @@ def _is_hub_name(spec: str | os.PathLike) -> bool:
     return text in GPT2_REPOS or ("/" in text and not text.startswith((".", "/")))
 
 
-def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
-    """(model in eval mode on the CPU, its tokenizer or None) from a directory or a Hub name."""
+def load_model(
+    spec: str | os.PathLike, dtype: str | torch.dtype | None = None
+) -> tuple[GPT, AnyTokenizer | None]:
+    """(model in eval mode on the CPU, its tokenizer or None) from a directory or a Hub name, its weights
+    in `dtype` ("fp32" by default, "bf16" or "fp16"; a Llama-family file is converted tensor by tensor as it
+    is read, so bf16 needs about half an fp32 file's size of memory)."""
+    dtype = weight_dtype(dtype)
+    model, tokenizer = _load_model(spec, dtype)
+    return cast_model(model, dtype), tokenizer
+
+
+def _load_model(spec: str | os.PathLike, dtype: torch.dtype) -> tuple[GPT, AnyTokenizer | None]:
     path = Path(spec)
     if not path.exists():
         if _is_hub_name(spec):
@@ -86,7 +129,7 @@ def load_model(spec: str | os.PathLike) -> tuple[GPT, AnyTokenizer | None]:
         model.eval()
     elif config.get("model_type") in hf_llama.MODEL_TYPES:
         # Their tokenizers are formats our BPE does not cover: the tokenizers library runs tokenizer.json.
-        model = hf_llama.load_hf_llama(path)
+        model = hf_llama.load_hf_llama(path, dtype)
         tokenizer = HFTokenizer(path) if (path / TOKENIZER_JSON).is_file() else None
         if tokenizer is not None and tokenizer.vocab_size > model.cfg.vocab_size:
             raise ScratchLMError(

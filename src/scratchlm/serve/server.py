@@ -20,9 +20,15 @@ log = logging.getLogger("scratchlm.serve")
 
 
 def build_service(
-    spec: str, name: str | None = None, device: str = "auto", max_batch: int = 8, max_queue: int = 64
+    spec: str,
+    name: str | None = None,
+    device: str = "auto",
+    max_batch: int = 8,
+    max_queue: int = 64,
+    dtype: str | None = None,
 ) -> Service:
-    """A Service for the model at `spec` (a model or run directory, a classifier directory, or a Hub name)."""
+    """A Service for the model at `spec` (a model or run directory, a classifier directory, or a Hub name),
+    its language model's weights in `dtype` (fp32 by default, bf16, fp16)."""
     from scratchlm.data.templates import load_template
     from scratchlm.formats.model_files import classifier_dir, load_model
 
@@ -33,7 +39,7 @@ def build_service(
 
         classifier = Classifier.from_dir(path, device=device)
         return Service(None, classifier.tokenizer, name, classifier=classifier)
-    model, tokenizer = load_model(spec)
+    model, tokenizer = load_model(spec, dtype)
     if tokenizer is None:
         raise ScratchLMError(f"{spec}: no tokenizer beside the model: a server needs one")
     model = model.to(pick_device(device)).eval()
