@@ -34,6 +34,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
 def _coerce(owner: str, key: str, kind: str, value: Any) -> Any:
     """YAML reads `1e-3` as a string and users write `4` for 4.0: make numbers numbers, or say which
     setting is wrong."""
+    kind = kind.removesuffix(" | None")  # an optional number is still a number when given
     if kind not in ("int", "float", "bool") or value is None:
         return value
     if kind == "bool":
@@ -59,7 +60,10 @@ class ModelConfig:
     The modern families differ from GPT-2 by a few choices, each a field here (defaults: GPT-2's):
     `positions` "rope" (rotary, scratchlm.model.rope) instead of learned absolute, `norm` "rmsnorm",
     `mlp` "swiglu" (gated, `ff_dim` wide), `n_kv_heads` < n_heads (grouped-query attention), no `bias`
-    on the output projection and MLP, an explicit `head_size`, `qk_norm`."""
+    on the output projection and MLP, an explicit `head_size`, `qk_norm`. Gemma 3 adds a norm after each
+    sublayer too (`norm_placement` "sandwich"), RMSNorm's gain as 1 + w ("rmsnorm_offset"), the GELU-gated
+    MLP ("geglu"), embeddings scaled by sqrt(emb_dim), its own attention scale, soft-capped logits, and
+    sliding-window attention on some layers (`sliding_window`, `layer_types`) with their own rope base."""
 
     vocab_size: int = 50257
     context_length: int = 1024
@@ -85,6 +89,16 @@ class ModelConfig:
     rope_low_freq_factor: float = 1.0  # llama3 only
     rope_high_freq_factor: float = 4.0  # llama3 only
     rope_original_context: int = 8192  # llama3 only: the context the model was first trained at
+    # Gemma 3's choices (and sliding windows, which Mistral and others use too).
+    norm_placement: Literal["pre", "sandwich"] = "pre"  # sandwich: also a norm on each sublayer's output
+    emb_scale: bool = False  # token embeddings x sqrt(emb_dim), rounded in the weights' dtype (Gemma)
+    attn_scalar: float | None = None  # attention scores x attn_scalar ** -0.5; None: head_dim ** -0.5
+    attn_softcap: float | None = None  # scores -> cap * tanh(scores / cap) before the softmax
+    logit_softcap: float | None = None  # the same on the output logits
+    sliding_window: int | None = None  # a sliding layer's query sees the keys at distance < window
+    layer_types: tuple[str, ...] | None = None  # "full" or "sliding" per layer; None: all sliding if a
+    # window is set (Mistral), else all full
+    rope_local_theta: float | None = None  # the rope base of sliding layers (Gemma 3: 10k); None: rope_theta
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
@@ -106,8 +120,10 @@ class ModelConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ScratchLMError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
         _check_choice("ModelConfig", "positions", self.positions, ("learned", "rope"))
-        _check_choice("ModelConfig", "norm", self.norm, ("layernorm", "rmsnorm"))
-        _check_choice("ModelConfig", "mlp", self.mlp, ("gelu", "swiglu"))
+        _check_choice("ModelConfig", "norm", self.norm, ("layernorm", "rmsnorm", "rmsnorm_offset"))
+        _check_choice("ModelConfig", "mlp", self.mlp, ("gelu", "swiglu", "geglu"))
+        _check_choice("ModelConfig", "norm_placement", self.norm_placement, ("pre", "sandwich"))
+        self._check_layers()
         if self.rope_type not in ROPE_TYPES:
             raise ScratchLMError(
                 f"ModelConfig.rope_type {self.rope_type!r} is not supported "
@@ -119,6 +135,38 @@ class ModelConfig:
             raise ScratchLMError(
                 "ModelConfig: llama3 rope needs rope_high_freq_factor > rope_low_freq_factor"
             )
+
+    def _check_layers(self) -> None:
+        """The sliding-window settings: a positive window, one known type per layer."""
+        if self.layer_types is not None:
+            object.__setattr__(self, "layer_types", tuple(self.layer_types))  # JSON and YAML give lists
+            if len(self.layer_types) != self.n_layers:
+                raise ScratchLMError(
+                    f"ModelConfig.layer_types has {len(self.layer_types)} entries for {self.n_layers} layers"
+                )
+            unknown = sorted(set(self.layer_types) - {"full", "sliding"})
+            if unknown:
+                raise ScratchLMError(f"ModelConfig.layer_types: {unknown} (each is 'full' or 'sliding')")
+        window = self.sliding_window
+        if window is not None and (not isinstance(window, int) or isinstance(window, bool) or window < 1):
+            raise ScratchLMError(
+                f"ModelConfig.sliding_window must be a positive integer or null, got {window!r}"
+            )
+        if window is None and "sliding" in (self.layer_types or ()):
+            raise ScratchLMError("ModelConfig: sliding layers need a sliding_window")
+        for name in ("attn_scalar", "attn_softcap", "logit_softcap", "rope_local_theta"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0
+            ):
+                raise ScratchLMError(f"ModelConfig.{name} must be positive or null, got {value!r}")
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Each layer's attention: "full" or "sliding"."""
+        if self.layer_types is not None:
+            return self.layer_types
+        return ("sliding" if self.sliding_window is not None else "full",) * self.n_layers
 
     @property
     def head_dim(self) -> int:
@@ -615,18 +663,63 @@ def qwen3_06b(**overrides: Any) -> ModelConfig:
     )  # fmt: skip
 
 
+# Gemma 3's choices on top of MODERN: see ModelConfig and scratchlm.interop.hf_gemma.
+GEMMA3 = {
+    **MODERN, "norm": "rmsnorm_offset", "mlp": "geglu", "norm_placement": "sandwich", "qk_norm": True,
+    "emb_scale": True, "rope_theta": 1_000_000.0, "rope_local_theta": 10_000.0, "norm_eps": 1e-6,
+}  # fmt: skip
+
+
+def gemma3_layers(n_layers: int, pattern: int = 6) -> tuple[str, ...]:
+    """Gemma 3's layer pattern: five sliding-window layers, then one full one, repeated."""
+    return tuple("sliding" if (i + 1) % pattern else "full" for i in range(n_layers))
+
+
+def gemma3_270m(**overrides: Any) -> ModelConfig:
+    """Gemma-3-270M's published shape: 18 layers, 640 wide, 4 query heads of 256 sharing 1, GeGLU 2048, a
+    512-token window on 5 layers of 6, rope 1M (full) and 10k (sliding), tied head; 268 M parameters
+    (168 M of them the 262k-token embedding)."""
+    return _gemma3(
+        dict(vocab_size=262144, context_length=32768, emb_dim=640, n_heads=4, n_kv_heads=1, head_size=256,
+             n_layers=18, ff_dim=2048, attn_scalar=256.0, sliding_window=512),
+        overrides,
+    )  # fmt: skip
+
+
+def gemma3_1b(**overrides: Any) -> ModelConfig:
+    """Gemma-3-1B's published shape: 26 layers, 1152 wide, 4 query heads of 256 sharing 1, GeGLU 6912, a
+    512-token window on 5 layers of 6, rope 1M (full) and 10k (sliding), tied head; 1.0 B parameters."""
+    return _gemma3(
+        dict(vocab_size=262144, context_length=32768, emb_dim=1152, n_heads=4, n_kv_heads=1, head_size=256,
+             n_layers=26, ff_dim=6912, attn_scalar=256.0, sliding_window=512),
+        overrides,
+    )  # fmt: skip
+
+
+def _gemma3(shape: dict[str, Any], overrides: dict[str, Any]) -> ModelConfig:
+    """A Gemma 3 config; its layer pattern follows n_layers unless `overrides` give layer_types."""
+    settings = {**GEMMA3, **shape, **overrides}
+    settings.setdefault("layer_types", gemma3_layers(settings["n_layers"]))
+    return ModelConfig(**settings)
+
+
 def modern_small(family: str) -> Callable[..., ModelConfig]:
     """A CPU-sized model of `family` to train from scratch, the size of `small`: 6 layers, 384 wide, 6 query
     heads sharing 2 key/value heads, SwiGLU 1024 (~8/3 x), context 256; Qwen2's q/k/v biases, Qwen3's
-    QK-norm."""
-    extra = {"llama": {}, "qwen2": {"qkv_bias": True}, "qwen3": {"qk_norm": True}}[family]
+    QK-norm, Gemma 3's block (GeGLU, four norms, a 64-token window on five layers of six)."""
+    extra = {
+        "llama": MODERN,
+        "qwen2": {**MODERN, "qkv_bias": True},
+        "qwen3": {**MODERN, "qk_norm": True},
+        # Gemma 3's block, a 64-token window on 5 layers of 6, the scores scaled by the head size
+        "gemma3": {**GEMMA3, "sliding_window": 64, "attn_scalar": 64.0},
+    }[family]
 
     def make(**overrides: Any) -> ModelConfig:
-        base = ModelConfig(
-            context_length=256, emb_dim=384, n_heads=6, n_kv_heads=2, n_layers=6, ff_dim=1024, norm_eps=1e-6,
-            **MODERN, **extra,
-        )  # fmt: skip
-        return dataclasses.replace(base, **overrides)
+        shape = dict(context_length=256, emb_dim=384, n_heads=6, n_kv_heads=2, n_layers=6, ff_dim=1024)
+        if family == "gemma3":
+            return _gemma3({**extra, **shape}, overrides)
+        return ModelConfig(**{"norm_eps": 1e-6, **extra, **shape, **overrides})
 
     make.__doc__ = f"{family}-small: " + (modern_small.__doc__ or "")
     return make
@@ -642,9 +735,12 @@ PRESETS: dict[str, Callable[..., ModelConfig]] = {
     "llama3.2-1b": llama32_1b,
     "qwen2.5-0.5b": qwen25_05b,
     "qwen3-0.6b": qwen3_06b,
+    "gemma3-270m": gemma3_270m,
+    "gemma3-1b": gemma3_1b,
     "llama-small": modern_small("llama"),
     "qwen2-small": modern_small("qwen2"),
     "qwen3-small": modern_small("qwen3"),
+    "gemma3-small": modern_small("gemma3"),
 }
 
 

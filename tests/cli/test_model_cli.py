@@ -23,6 +23,18 @@ def test_a_preset_with_grouped_query_attention(capsys):
     assert "keeps 25% of it" in out
 
 
+def test_gemma3_with_its_sliding_windows(capsys):
+    out = info(capsys, "gemma3-270m", "--context", "32768")
+    assert "parameters   268,098,176" in out  # the published count
+    assert "RMSNorm (gain 1 + w) before and after each sublayer, GeGLU MLP (2,048)" in out
+    assert "a 512-token sliding window on 15 of 18 layers, rope theta 10,000 there" in out
+    # 3 full layers x 32,768 + 15 sliding x 512 positions, of 1 key/value head of 256, keys and values
+    assert (
+        f"only the window on sliding layers: {2 * (3 * 32768 + 15 * 512) * 256 * 4 / 2**20:,.1f} MiB" in out
+    )
+    assert "parameters   999,885,952" in info(capsys, "gemma3-1b")
+
+
 def test_gpt2_and_a_directory(capsys, tmp_path):
     out = info(capsys, "gpt2-small", "--dtype", "bfloat16")
     assert "learned positions, LayerNorm, GELU MLP (3,072), multi-head attention, 12 heads of 64" in out
@@ -43,7 +55,9 @@ def test_errors_are_one_line(capsys, tmp_path):
     assert "model_type 'mixtral' is not supported" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["qwen3-0.6b", "qwen2.5-0.5b", "qwen3-small", "tiny"])
+@pytest.mark.parametrize(
+    "name", ["qwen3-0.6b", "qwen2.5-0.5b", "qwen3-small", "tiny", "gemma3-270m", "gemma3-1b", "gemma3-small"]
+)
 def test_every_family_preset_describes_itself(capsys, name):
     from scratchlm.config import preset
     from scratchlm.model.sizing import parameter_count

@@ -102,6 +102,7 @@ def test_logits_equal_transformers(tmp_path, overrides):
         ("qwen3", {"head_dim": 16, "tie_word_embeddings": True}),
         ("qwen3", {"rope_scaling": {"rope_type": "linear", "factor": 2.0}}),
         ("mistral", {"sliding_window": None}),  # Mistral with full attention is Llama's skeleton
+        ("mistral", {"sliding_window": 8}),  # a window on every layer, 5 times shorter than the prompt
         ("mistral", {"sliding_window": None, "tie_word_embeddings": True, "head_dim": 16}),
     ],
 )
@@ -195,7 +196,7 @@ BASE = {
         ({"model_type": "mixtral"}, "not a Llama-family model"),
         ({"num_local_experts": 8}, "mixture-of-experts"),
         ({"attention_sink_size": 4}, "attention sinks"),
-        ({"model_type": "mistral", "sliding_window": 4096}, "sliding-window attention"),
+        ({"model_type": "qwen3", "sliding_window": 4096, "use_sliding_window": True}, "sliding-window"),
         ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope type 'yarn' is not supported"),
         ({"rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4}}, "rope type 'dynamic'"),
         ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
@@ -215,9 +216,11 @@ def test_unsupported_configs_are_named(change, message):
         config_from_hf_llama(config)
 
 
-def test_mistral_with_full_attention_loads():
+def test_mistral_with_and_without_a_window():
     cfg = config_from_hf_llama({**BASE, "model_type": "mistral", "sliding_window": None})
-    assert cfg.positions == "rope" and cfg.mlp == "swiglu"
+    assert cfg.positions == "rope" and cfg.mlp == "swiglu" and cfg.kinds == ("full",)
+    cfg = config_from_hf_llama({**BASE, "model_type": "mistral", "sliding_window": 4096})
+    assert cfg.kinds == ("sliding",) and cfg.sliding_window == 4096
 
 
 def test_missing_unexpected_and_misshaped_tensors_are_named(tmp_path):

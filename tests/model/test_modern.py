@@ -285,3 +285,99 @@ def test_small_presets_build_what_they_count(family):
         and cfg.qkv_bias == (family == "qwen2")
         and cfg.qk_norm == (family == "qwen3")
     )
+
+
+# ---- Gemma 3's choices: sandwich norms, the offset gain, GeGLU, scaled embeddings, windows, soft-caps ------
+GEMMA = {
+    **MODERN,
+    "norm": "rmsnorm_offset",
+    "mlp": "geglu",
+    "norm_placement": "sandwich",
+    "qk_norm": True,
+    "emb_scale": True,
+    "attn_scalar": 12.0,
+    "head_size": 16,
+    "sliding_window": 5,
+    "layer_types": ("sliding", "full"),
+    "rope_local_theta": 100.0,
+}
+
+
+def test_the_offset_rmsnorm_starts_at_gain_one_and_equals_rmsnorm_with_one_plus_w():
+    plain, offset = RMSNorm(8), RMSNorm(8, offset=1.0)
+    assert torch.equal(offset.scale, torch.zeros(8))
+    x = torch.randn(3, 8)
+    assert torch.equal(offset(x), plain(x))
+    with torch.no_grad():
+        offset.scale.uniform_(-0.5, 0.5)
+        plain.scale.copy_(1.0 + offset.scale)
+    assert torch.allclose(offset(x), plain(x), atol=1e-6)
+    model = tiny_gpt(**GEMMA)
+    gains = [m.offset + m.scale for m in model.modules() if isinstance(m, RMSNorm)]
+    assert len(gains) == 2 * (4 + 2) + 1  # 4 a block + 2 QK-norms, and the final norm
+    assert all(torch.equal(g, torch.ones_like(g)) for g in gains)
+
+
+def test_the_sliding_mask_sees_keys_less_than_a_window_back():
+    from scratchlm.model.gpt import attention_mask
+
+    assert attention_mask(0, 4, None, torch.device("cpu"), window=4) is None  # the window never binds
+    mask = attention_mask(0, 6, None, torch.device("cpu"), window=3)[0, 0]
+    expected = torch.tensor([[0 <= q - k < 3 for k in range(6)] for q in range(6)])
+    assert torch.equal(mask, expected)
+    decode = attention_mask(6, 1, None, torch.device("cpu"), window=3)[0, 0]  # one query at position 6
+    assert decode.tolist() == [[False] * 4 + [True] * 3]
+
+
+def test_softcapped_attention_is_attention_when_the_cap_is_far_and_bounded_when_near():
+    from scratchlm.model.attention import softcapped_attention
+
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    causal = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.allclose(softcapped_attention(q, k, v, None, None, cap=1e6), causal, atol=1e-5)
+    mask = torch.rand(2, 1, 5, 5, generator=torch.Generator().manual_seed(3)) > 0.3
+    mask |= torch.eye(5, dtype=torch.bool)
+    masked = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.2)
+    assert torch.allclose(softcapped_attention(q, k, v, mask, 0.2, cap=1e6), masked, atol=1e-5)
+    assert not torch.allclose(softcapped_attention(q * 50, k, v, None, None, cap=1.0), causal, atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    "overrides", [{}, {"attn_softcap": 2.0, "logit_softcap": 5.0}, {"layer_types": None}]
+)
+def test_gemma_choices_decode_past_the_window_as_the_full_pass(overrides):
+    cfg = {**GEMMA, **overrides}
+    model = tiny_gpt(seed=2, vocab_size=97, context_length=48, **cfg)
+    x = torch.randint(0, 97, (2, 17), generator=torch.Generator().manual_seed(4))  # 3 windows and more
+    with torch.no_grad():
+        full = model(x)
+        cache = KVCache.for_model(model.cfg, batch_size=2)
+        chunks = [model(x[:, :7], kv_cache=cache), model(x[:, 7:9], kv_cache=cache)]
+        chunks += [model(x[:, t : t + 1], kv_cache=cache) for t in range(9, 17)]
+    assert torch.allclose(torch.cat(chunks, dim=1), full, atol=1e-5)
+    assert torch.equal(
+        generate(model, x, max_new_tokens=20), generate(model, x, max_new_tokens=20, use_cache=False)
+    )
+    prompts = [[1, 2, 3, 4, 5, 6, 7, 8, 9], [9, 8], [50, 60, 70]]
+    assert generate_batch(model, prompts, max_new_tokens=12) == [
+        generate_batch(model, [p], max_new_tokens=12)[0] for p in prompts
+    ]
+    assert parameter_count(model.cfg) == model.num_parameters()
+
+
+def test_bad_window_settings_are_named():
+    with pytest.raises(ScratchLMError, match="sliding layers need a sliding_window"):
+        modern(layer_types=("sliding", "full"))
+    with pytest.raises(ScratchLMError, match="2 entries for 3 layers"):
+        modern(n_layers=3, sliding_window=4, layer_types=("sliding", "full"))
+    with pytest.raises(ScratchLMError, match="'local'"):
+        modern(sliding_window=4, layer_types=("local", "full"))
+    with pytest.raises(ScratchLMError, match="sliding_window must be a positive integer"):
+        modern(sliding_window=0)
+
+
+def test_lora_finds_gemmas_gated_mlp():
+    model = tiny_gpt(**GEMMA)
+    apply_lora(model, rank=2, targets=("ff_in", "ff_out"))
+    names = sorted(n.split(".", 2)[2] for n in lora_modules(model))
+    assert names == sorted(["ff.gate", "ff.up", "ff.down"] * model.cfg.n_layers)

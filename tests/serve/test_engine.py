@@ -23,14 +23,18 @@ class Letters:
         return "".join(chr(97 + i % 26) for i in ids)
 
 
-# GPT-2's shape, and a modern one whose cache slots hold fewer key/value heads than it has query heads.
+# GPT-2's shape, a modern one whose cache slots hold fewer key/value heads than it has query heads, and
+# Gemma 3's block with a 6-token window on alternate layers (prompts and replies run past it).
 MODERN = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "n_heads": 4}
 MODERN["n_kv_heads"] = 2
+GEMMA = {**MODERN, "norm": "rmsnorm_offset", "mlp": "geglu", "norm_placement": "sandwich", "qk_norm": True}
+GEMMA.update(emb_scale=True, sliding_window=6, layer_types=("sliding", "full"), rope_local_theta=100.0)
 
 
-@pytest.fixture(scope="module", params=["gpt2", "modern"])
+@pytest.fixture(scope="module", params=["gpt2", "modern", "gemma"])
 def model(request):
-    return tiny_gpt(vocab_size=260, context_length=48, **(MODERN if request.param == "modern" else {}))
+    shape = {"gpt2": {}, "modern": MODERN, "gemma": GEMMA}[request.param]
+    return tiny_gpt(vocab_size=260, context_length=48, **shape)
 
 
 def collect(engine, prompt, **config):

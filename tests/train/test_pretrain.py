@@ -386,7 +386,8 @@ def test_continued_pretraining_with_lora(tmp_path, corpus):
     assert latest_checkpoint(tmp_path / "run").name == "step_0000008"
 
 
-def test_pretraining_a_small_modern_preset_from_scratch(tmp_path, corpus, tiny_tokenizer):
+@pytest.mark.parametrize("name", ["qwen3-small", "gemma3-small"])
+def test_pretraining_a_small_modern_preset_from_scratch(tmp_path, corpus, tiny_tokenizer, name):
     import torch
 
     from scratchlm.formats.model_files import load_model
@@ -394,7 +395,9 @@ def test_pretraining_a_small_modern_preset_from_scratch(tmp_path, corpus, tiny_t
     from scratchlm.train.pretrain import pretrain
 
     settings = json.loads(json.dumps(SETTINGS))
-    settings["model"] = {"preset": "qwen3-small", "n_layers": 2, "emb_dim": 64, "n_heads": 4, "ff_dim": 96}
+    settings["model"] = {"preset": name, "n_layers": 2, "emb_dim": 64, "n_heads": 4, "ff_dim": 96}
+    if name == "gemma3-small":  # one sliding layer, one full, a window shorter than the context
+        settings["model"].update(sliding_window=8, layer_types=["sliding", "full"])
     settings["model"].update(context_length=32, vocab_size=300)
     settings["data"] = {"inputs": [str(corpus)], "tokenizer": str(tiny_tokenizer)}
     settings["train"].update(max_steps=4, eval_interval=4, checkpoint_interval=2)
@@ -403,5 +406,6 @@ def test_pretraining_a_small_modern_preset_from_scratch(tmp_path, corpus, tiny_t
     assert all(math.isfinite(v) for v in losses(tmp_path / "run").values())
     model, tokenizer = load_model(tmp_path / "run")
     assert model.cfg.qk_norm and model.cfg.positions == "rope" and model.cfg.kv_heads == 2
+    assert model.cfg.kinds == (("sliding", "full") if name == "gemma3-small" else ("full", "full"))
     out = generate(model, torch.tensor([tokenizer.encode_ordinary("def f(")]), max_new_tokens=5)
     assert out.shape[1] == len(tokenizer.encode_ordinary("def f(")) + 5

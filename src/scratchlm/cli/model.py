@@ -35,8 +35,10 @@ def describe(cfg: ModelConfig) -> str:
         positions = f"rotary positions (theta {cfg.rope_theta:,.0f}{scaling})"
     else:
         positions = "learned positions"
-    norm = "RMSNorm" if cfg.norm == "rmsnorm" else "LayerNorm"
-    mlp = f"SwiGLU MLP ({cfg.hidden_dim:,})" if cfg.mlp == "swiglu" else f"GELU MLP ({cfg.hidden_dim:,})"
+    norm = {"rmsnorm": "RMSNorm", "rmsnorm_offset": "RMSNorm (gain 1 + w)"}.get(cfg.norm, "LayerNorm")
+    if cfg.norm_placement == "sandwich":
+        norm += " before and after each sublayer"
+    mlp = {"swiglu": "SwiGLU", "geglu": "GeGLU"}.get(cfg.mlp, "GELU") + f" MLP ({cfg.hidden_dim:,})"
     if cfg.kv_heads == cfg.n_heads:
         attention = f"multi-head attention, {cfg.n_heads} heads of {cfg.head_dim}"
     else:
@@ -45,7 +47,17 @@ def describe(cfg: ModelConfig) -> str:
             f"{kind} attention, {cfg.n_heads} query : {cfg.kv_heads} key/value heads of {cfg.head_dim}"
         )
     parts = [positions, norm, mlp, attention]
+    sliding = cfg.kinds.count("sliding")
+    if sliding:
+        local = f", rope theta {cfg.rope_local_theta:,.0f} there" if cfg.rope_local_theta else ""
+        parts += [
+            f"a {cfg.sliding_window:,}-token sliding window on {sliding} of {cfg.n_layers} layers{local}"
+        ]
     parts += ["QK-norm"] if cfg.qk_norm else []
+    parts += ["embeddings x sqrt(width)"] if cfg.emb_scale else []
+    parts += [f"scores / sqrt({cfg.attn_scalar:g})"] if cfg.attn_scalar is not None else []
+    parts += [f"attention soft-cap {cfg.attn_softcap:g}"] if cfg.attn_softcap is not None else []
+    parts += [f"logit soft-cap {cfg.logit_softcap:g}"] if cfg.logit_softcap is not None else []
     parts += ["q/k/v biases"] if cfg.qkv_bias else []
     parts += [] if cfg.bias else ["no other biases"]
     parts += ["head tied to the embedding" if cfg.tie_embeddings else "untied head"]
@@ -77,6 +89,10 @@ def run_info(args: argparse.Namespace) -> int:
     saving = f": grouped-query attention keeps {cfg.kv_heads / cfg.n_heads:.0%} of it" if kv < full else ""
     print(f"KV cache     {kv / 2**20:,.1f} MiB for {args.batch} x {tokens:,} tokens in {args.dtype} "
           f"(multi-head attention: {full / 2**20:,.1f} MiB{saving})")  # fmt: skip
+    if "sliding" in cfg.kinds and cfg.sliding_window < tokens:
+        windowed = kv_cache_bytes(cfg, tokens, args.batch, args.dtype, window_only=True)
+        print(f"             keeping only the window on sliding layers: {windowed / 2**20:,.1f} MiB "
+              "(scratchlm's cache keeps every position)")  # fmt: skip
     print(f"FLOPs        {flops_per_token(at, training=False) / 1e9:,.2f} GFLOP per token forward at "
           f"{tokens:,} tokens (x3 to train)")  # fmt: skip
     return 0

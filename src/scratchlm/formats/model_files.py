@@ -26,7 +26,6 @@ from scratchlm.interop.hf_tokenizer import TOKENIZER_JSON, HFTokenizer
 from scratchlm.interop.hub import GPT2_REPOS, fetch_model
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import add_classifier_head
-from scratchlm.model.rope import inverse_frequencies
 from scratchlm.tokenizer import Tokenizer
 
 FORMAT = "scratchlm-gpt"
@@ -59,8 +58,7 @@ def cast_model(model: GPT, dtype: torch.dtype) -> GPT:
     if dtype == torch.float32 and all(p.dtype == dtype for p in model.parameters()):
         return model
     model.to(dtype)
-    if model.cfg.positions == "rope":
-        model.inv_freq = inverse_frequencies(model.cfg).to(model.inv_freq.device)
+    model.reset_rope()
     return model
 
 

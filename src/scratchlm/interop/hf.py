@@ -85,14 +85,21 @@ def is_gpt2_architecture(cfg: ModelConfig) -> bool:
         and cfg.kv_heads == cfg.n_heads
         and cfg.head_dim * cfg.n_heads == cfg.emb_dim
         and not cfg.qk_norm
+        and cfg.norm_placement == "pre"
+        and not cfg.emb_scale
+        and cfg.attn_scalar is None
+        and cfg.attn_softcap is None
+        and cfg.logit_softcap is None
+        and set(cfg.kinds) == {"full"}
     )
 
 
 def require_gpt2(cfg: ModelConfig) -> None:
     if not is_gpt2_architecture(cfg):
         raise ScratchLMError(
-            "this model is not GPT-2-shaped (rotary positions, RMSNorm, SwiGLU, grouped-query attention, "
-            "another MLP width or no biases): it cannot be written as a Hugging Face GPT-2 model"
+            "this model is not GPT-2-shaped (rotary positions, RMSNorm, a gated MLP, grouped-query or "
+            "sliding-window attention, another MLP width, no biases, Gemma's norms or scales): it cannot be "
+            "written as a Hugging Face GPT-2 model"
         )
 
 

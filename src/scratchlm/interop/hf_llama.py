@@ -1,12 +1,13 @@
 """Hugging Face checkpoints of the Llama family: `model_type` "llama" (SmolLM2 and TinyLlama are too),
-"mistral" with full attention, "qwen2" (Qwen2.5: biases on q, k and v) and "qwen3" (per-head QK-norm, a head
-size apart from hidden / heads). Their `config.json` becomes a `ModelConfig` with the modern choices
-(rotary positions, RMSNorm, SwiGLU, grouped-query attention, no other biases), their tensors our names.
+"mistral" (a sliding window on every layer, or none), "qwen2" (Qwen2.5: biases on q, k and v), "qwen3"
+(per-head QK-norm, a head size apart from hidden / heads) and "gemma3_text" (its config in
+`hf_gemma.py`). Their `config.json` becomes a `ModelConfig` with the modern choices (rotary positions,
+RMSNorm, SwiGLU, grouped-query attention, no other biases), their tensors our names.
 
 Both dialects of config.json are read: transformers 4 writes `rope_theta` and `rope_scaling`, transformers 5
 a `rope_parameters` dict. Tying of the output head comes from `tie_word_embeddings` (Llama's default is
 untied), never from whether `lm_head.weight` happens to be in the files. Anything we would run differently
-(an MoE, sliding-window attention, another activation, biases where we have none, an unknown rope type) is
+(an MoE, Qwen's per-layer windows, another activation, biases where we have none, an unknown rope type) is
 refused with its name, and so is a missing, unexpected or mis-shaped tensor.
 """
 
@@ -23,9 +24,8 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json
 from scratchlm.interop.hf import load_exact, read_hf_weights
 from scratchlm.model.gpt import GPT
-from scratchlm.model.rope import inverse_frequencies
 
-MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")  # gemma3_text: see hf_gemma.py
 
 # HF's per-block names -> ours (q/k/v are concatenated into our fused `qkv`).
 BLOCK_KEYS = {
@@ -38,6 +38,13 @@ BLOCK_KEYS = {
     "self_attn.q_norm.weight": "att.q_norm.scale",  # Qwen3
     "self_attn.k_norm.weight": "att.k_norm.scale",
 }
+# Gemma's four norms a block: its post_attention_layernorm follows attention (Llama's precedes the MLP).
+SANDWICH_KEYS = {
+    **BLOCK_KEYS,
+    "post_attention_layernorm.weight": "post_norm1.scale",
+    "pre_feedforward_layernorm.weight": "norm2.scale",
+    "post_feedforward_layernorm.weight": "post_norm2.scale",
+}
 QKV = ("q_proj", "k_proj", "v_proj")
 IGNORED = ("rotary_emb.inv_freq",)  # a buffer some old checkpoints saved: a constant of the config
 # Config keys that mean a model we do not build (each checked for a value that turns it on).
@@ -49,7 +56,7 @@ UNSUPPORTED = {
 }
 
 
-def _required(settings: dict[str, Any], key: str, where: str = "the config") -> Any:
+def required(settings: dict[str, Any], key: str, where: str = "the config") -> Any:
     """settings[key], or a clear error naming what is missing (a truncated or foreign config)."""
     if key not in settings:
         raise ScratchLMError(f"config.json: {where} has no {key!r}")
@@ -73,12 +80,12 @@ def rope_settings(hf: dict[str, Any]) -> dict[str, Any]:
         )
     out: dict[str, Any] = {"rope_theta": float(theta), "rope_type": kind}
     if kind in ("linear", "llama3"):
-        out["rope_factor"] = float(_required(scaling, "factor", f"rope {kind} scaling"))
+        out["rope_factor"] = float(required(scaling, "factor", f"rope {kind} scaling"))
     if kind == "llama3":
-        out["rope_low_freq_factor"] = float(_required(scaling, "low_freq_factor", f"rope {kind} scaling"))
-        out["rope_high_freq_factor"] = float(_required(scaling, "high_freq_factor", f"rope {kind} scaling"))
+        out["rope_low_freq_factor"] = float(required(scaling, "low_freq_factor", f"rope {kind} scaling"))
+        out["rope_high_freq_factor"] = float(required(scaling, "high_freq_factor", f"rope {kind} scaling"))
         out["rope_original_context"] = int(
-            _required(scaling, "original_max_position_embeddings", f"rope {kind} scaling")
+            required(scaling, "original_max_position_embeddings", f"rope {kind} scaling")
         )
     return out
 
@@ -91,10 +98,20 @@ def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
     for key, what in UNSUPPORTED.items():
         if hf.get(key):
             raise ScratchLMError(f"config.json: {key}={hf[key]!r}: {what} are not supported")
-    if hf.get("sliding_window") is not None and hf.get("use_sliding_window", True):
+    if model_type == "gemma3_text":
+        from scratchlm.interop.hf_gemma import config_from_hf_gemma3
+
+        return config_from_hf_gemma3(hf)
+    # Mistral slides a window on every layer; Qwen's per-layer windows (use_sliding_window) we do not build.
+    window = hf.get("sliding_window") if model_type == "mistral" else None
+    if (
+        model_type != "mistral"
+        and hf.get("sliding_window") is not None
+        and hf.get("use_sliding_window", True)
+    ):
         raise ScratchLMError(
             f"config.json: sliding-window attention (sliding_window={hf['sliding_window']}) is not supported "
-            "yet: only full attention"
+            f"for {model_type}: only full attention"
         )
     activation = hf.get("hidden_act", "silu")
     if activation != "silu":
@@ -109,17 +126,17 @@ def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
         )
     if hf.get("pretraining_tp", 1) != 1:
         raise ScratchLMError("config.json: pretraining_tp > 1 is not supported")
-    heads = _required(hf, "num_attention_heads")
-    head_dim = hf.get("head_dim") or _required(hf, "hidden_size") // heads
+    heads = required(hf, "num_attention_heads")
+    head_dim = hf.get("head_dim") or required(hf, "hidden_size") // heads
     return ModelConfig(
-        vocab_size=_required(hf, "vocab_size"),
+        vocab_size=required(hf, "vocab_size"),
         context_length=hf.get("max_position_embeddings", 2048),
-        emb_dim=_required(hf, "hidden_size"),
+        emb_dim=required(hf, "hidden_size"),
         n_heads=heads,
         n_kv_heads=hf.get("num_key_value_heads") or heads,
-        n_layers=_required(hf, "num_hidden_layers"),
-        head_size=head_dim if head_dim * heads != _required(hf, "hidden_size") else None,
-        ff_dim=_required(hf, "intermediate_size"),
+        n_layers=required(hf, "num_hidden_layers"),
+        head_size=head_dim if head_dim * heads != required(hf, "hidden_size") else None,
+        ff_dim=required(hf, "intermediate_size"),
         dropout=float(hf.get("attention_dropout", 0.0)),
         qkv_bias=model_type == "qwen2",  # Qwen2 always has q/k/v biases (no config key says so)
         qk_norm=model_type == "qwen3",
@@ -129,6 +146,7 @@ def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
         positions="rope",
         norm="rmsnorm",
         mlp="swiglu",
+        sliding_window=window,
         **rope_settings(hf),
     )
 
@@ -140,6 +158,7 @@ def state_dict_from_hf_llama(
     optional. Consumes `hf_sd` as it goes, so a model's weights are held about once, not twice."""
     ours: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    block_keys = SANDWICH_KEYS if cfg.norm_placement == "sandwich" else BLOCK_KEYS
     for key in list(hf_sd):
         tensor = hf_sd.pop(key).to(dtype)
         name = key.removeprefix("model.")
@@ -160,8 +179,8 @@ def state_dict_from_hf_llama(
             proj, _, kind = rest.removeprefix("self_attn.").partition(".")
             if rest.startswith("self_attn.") and proj in QKV:
                 qkv.setdefault((block, kind), {})[proj] = tensor
-            elif rest in BLOCK_KEYS:
-                ours[f"trf_blocks.{block}.{BLOCK_KEYS[rest]}"] = tensor
+            elif rest in block_keys:
+                ours[f"trf_blocks.{block}.{block_keys[rest]}"] = tensor
             else:
                 raise ScratchLMError(f"unexpected tensor {key!r} in a Llama-family checkpoint")
     for (block, kind), parts in sorted(qkv.items()):
@@ -188,5 +207,5 @@ def load_hf_llama(directory: str | os.PathLike, dtype: torch.dtype = torch.float
     load_exact(model, sd, directory, assign=True)
     if cfg.tie_embeddings:  # assigning gave the head its own Parameter over the same storage: tie it again
         model.out_head.weight = model.emb.tok_emb.weight
-    model.inv_freq = inverse_frequencies(cfg)  # the buffer built on the meta device
+    model.reset_rope()  # the buffers built on the meta device
     return model.eval()

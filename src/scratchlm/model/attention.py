@@ -17,7 +17,7 @@ from torch import nn
 
 from scratchlm.config import ModelConfig
 from scratchlm.model.kv_cache import KVCache
-from scratchlm.model.norms import RMSNorm
+from scratchlm.model.norms import make_norm
 from scratchlm.model.rope import apply_rotary
 
 
@@ -30,10 +30,13 @@ class MultiHeadAttention(nn.Module):
         self.sizes = [q_dim, kv_dim, kv_dim]
         self.qkv = nn.Linear(cfg.emb_dim, q_dim + 2 * kv_dim, bias=cfg.qkv_bias)
         self.out_proj = nn.Linear(q_dim, cfg.emb_dim, bias=cfg.bias)
-        # QK-norm (Qwen3): each head's query and key scaled to RMS 1 before the rotation, which keeps the
-        # attention logits from growing without bound.
-        self.q_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
-        self.k_norm = RMSNorm(cfg.head_dim, cfg.norm_eps) if cfg.qk_norm else None
+        # QK-norm (Qwen3, Gemma 3): each head's query and key scaled to RMS 1 before the rotation, which
+        # keeps the attention logits from growing without bound.
+        self.q_norm = make_norm(cfg, cfg.head_dim) if cfg.qk_norm else None
+        self.k_norm = make_norm(cfg, cfg.head_dim) if cfg.qk_norm else None
+        # The scores' scale: 1 / sqrt(head_dim), or Gemma's 1 / sqrt(query_pre_attn_scalar).
+        self.scale = cfg.attn_scalar**-0.5 if cfg.attn_scalar is not None else None
+        self.softcap = cfg.attn_softcap
 
     def forward(
         self,
@@ -60,15 +63,35 @@ class MultiHeadAttention(nn.Module):
         if self.n_kv_heads < self.n_heads:  # each key/value head serves a group of consecutive query heads
             group = self.n_heads // self.n_kv_heads
             k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        # Without a mask, queries are the last T of the keys: causal when T > 1, see-everything when T == 1.
-        is_causal = attn_mask is None and T > 1
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=attn_mask,
-            dropout_p=self.dropout if self.training else 0.0,
-            is_causal=is_causal,
-        )
+        dropout = self.dropout if self.training else 0.0
+        if self.softcap is not None:
+            y = softcapped_attention(q, k, v, attn_mask, self.scale, self.softcap, dropout)
+        else:
+            # Without a mask, queries are the last T of the keys: causal when T > 1, see-all when T == 1.
+            is_causal = attn_mask is None and T > 1
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, dropout_p=dropout, is_causal=is_causal, scale=self.scale
+            )
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
         return self.out_proj(y)
+
+
+def softcapped_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: torch.Tensor | None,
+    scale: float | None,
+    cap: float,
+    dropout: float = 0.0,
+) -> torch.Tensor:
+    """Attention whose scores are squashed into (-cap, cap) by cap * tanh(scores / cap) before the softmax
+    (Gemma 2): no fused kernel does that, so it is written out. Masking as `scaled_dot_product_attention`."""
+    T, T_keys = q.shape[-2], k.shape[-2]
+    scores = (q @ k.transpose(-2, -1)) * (scale if scale is not None else q.shape[-1] ** -0.5)
+    scores = cap * torch.tanh(scores / cap)
+    if attn_mask is None:  # the queries are the last T of the keys
+        attn_mask = torch.ones(T, T_keys, dtype=torch.bool, device=q.device).tril(T_keys - T)
+    scores = scores.masked_fill(~attn_mask, float("-inf"))
+    weights = F.dropout(torch.softmax(scores.float(), dim=-1).to(q.dtype), dropout)
+    return weights @ v

@@ -11,15 +11,9 @@ from torch import nn
 from scratchlm.config import ModelConfig
 from scratchlm.model.attention import MultiHeadAttention
 from scratchlm.model.kv_cache import KVCache
-from scratchlm.model.norms import LayerNorm, RMSNorm
+from scratchlm.model.norms import LayerNorm, RMSNorm, make_norm
 
-__all__ = ["GELU", "FeedForward", "LayerNorm", "RMSNorm", "SwiGLU", "TransformerBlock", "make_norm"]
-
-
-def make_norm(cfg: ModelConfig, dim: int | None = None) -> nn.Module:
-    """The config's normalisation over `dim` features (default emb_dim)."""
-    norm = RMSNorm if cfg.norm == "rmsnorm" else LayerNorm
-    return norm(dim or cfg.emb_dim, cfg.norm_eps)
+__all__ = ["GELU", "FeedForward", "GeGLU", "LayerNorm", "RMSNorm", "SwiGLU", "TransformerBlock", "make_norm"]
 
 
 class GELU(nn.Module):
@@ -56,16 +50,29 @@ class SwiGLU(nn.Module):
         self.up = nn.Linear(cfg.emb_dim, cfg.hidden_dim, bias=cfg.bias)
         self.down = nn.Linear(cfg.hidden_dim, cfg.emb_dim, bias=cfg.bias)
 
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        return self.down(self.activation(self.gate(x)) * self.up(x))
+
+
+class GeGLU(SwiGLU):
+    """The same gate through GELU (tanh approximation) instead of SiLU: Gemma's MLP."""
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")
 
 
 def make_feed_forward(cfg: ModelConfig) -> nn.Module:
-    return SwiGLU(cfg) if cfg.mlp == "swiglu" else FeedForward(cfg)
+    return {"swiglu": SwiGLU, "geglu": GeGLU}.get(cfg.mlp, FeedForward)(cfg)
 
 
 class TransformerBlock(nn.Module):
-    """x + dropout(attention(norm(x))), then x + dropout(feed_forward(norm(x)))."""
+    """x + dropout(attention(norm(x))), then x + dropout(feed_forward(norm(x))).
+
+    "sandwich" norms (Gemma): each sublayer's output is normalised too before it joins the residual,
+    x + dropout(post_norm(attention(norm(x)))), which keeps what each layer adds on one scale."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -74,6 +81,9 @@ class TransformerBlock(nn.Module):
         self.norm2 = make_norm(cfg)
         self.ff = make_feed_forward(cfg)
         self.drop_shortcut = nn.Dropout(cfg.dropout)
+        sandwich = cfg.norm_placement == "sandwich"
+        self.post_norm1 = make_norm(cfg) if sandwich else nn.Identity()
+        self.post_norm2 = make_norm(cfg) if sandwich else nn.Identity()
 
     def forward(
         self,
@@ -83,5 +93,5 @@ class TransformerBlock(nn.Module):
         layer: int = 0,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.att(self.norm1(x), attn_mask, kv_cache, layer, rope))
-        return x + self.drop_shortcut(self.ff(self.norm2(x)))
+        x = x + self.drop_shortcut(self.post_norm1(self.att(self.norm1(x), attn_mask, kv_cache, layer, rope)))
+        return x + self.drop_shortcut(self.post_norm2(self.ff(self.norm2(x))))

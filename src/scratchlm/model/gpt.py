@@ -15,7 +15,7 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.model.blocks import LayerNorm, RMSNorm, TransformerBlock, make_norm
 from scratchlm.model.embeddings import Embeddings
 from scratchlm.model.kv_cache import KVCache
-from scratchlm.model.rope import inverse_frequencies, rotary_angles
+from scratchlm.model.rope import inverse_frequencies, local_inverse_frequencies, rotary_angles
 
 
 class GPT(nn.Module):
@@ -26,12 +26,23 @@ class GPT(nn.Module):
         self.trf_blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
         self.final_norm = make_norm(cfg)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
-        if cfg.positions == "rope":  # a constant of the config: not a weight, not saved
-            self.register_buffer("inv_freq", inverse_frequencies(cfg), persistent=False)
+        self.reset_rope()
         if cfg.tie_embeddings:
             self.out_head.weight = self.emb.tok_emb.weight
         if init:
             self.init_weights()
+
+    def reset_rope(self) -> None:
+        """(Re)compute the rotary frequencies in fp32 (after a cast to bf16, or a build on the meta device):
+        constants of the config, buffers that are neither weights nor saved. Sliding layers with their own
+        base (Gemma 3) get `inv_freq_local`."""
+        if self.cfg.positions != "rope":
+            return
+        device = self.emb.tok_emb.weight.device
+        self.register_buffer("inv_freq", inverse_frequencies(self.cfg).to(device), persistent=False)
+        if self.cfg.rope_local_theta is not None:
+            local = local_inverse_frequencies(self.cfg).to(device)
+            self.register_buffer("inv_freq_local", local, persistent=False)
 
     @torch.no_grad()
     def init_weights(self, seed: int | None = None) -> None:
@@ -41,7 +52,7 @@ class GPT(nn.Module):
         - the two projections that write into the residual stream (attention `out_proj`, the feed-forward's
           second Linear): normal(0, 0.02 / sqrt(2 * n_layers)), so the residual's variance does not grow
           with depth
-        - LayerNorm: scale 1, shift 0; RMSNorm: scale 1
+        - LayerNorm: scale 1, shift 0; RMSNorm: gain 1 (scale 1, or 0 where the gain is 1 + scale)
         - the output head is the token embedding when tied, else normal(0, 0.02)
         """
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -65,7 +76,7 @@ class GPT(nn.Module):
                 module.scale.fill_(1.0)
                 module.shift.zero_()
             elif isinstance(module, RMSNorm):
-                module.scale.fill_(1.0)
+                module.scale.fill_(1.0 - module.offset)
 
     def forward(
         self,
@@ -90,16 +101,29 @@ class GPT(nn.Module):
             )
         if position_ids is None:
             position_ids = torch.arange(start, start + T, device=token_ids.device).unsqueeze(0)
-        mask = attention_mask(start, T, padding_mask, token_ids.device)
+        cfg, kinds = self.cfg, self.cfg.kinds
+        masks = {
+            kind: attention_mask(
+                start, T, padding_mask, token_ids.device, cfg.sliding_window if kind == "sliding" else None
+            )
+            for kind in set(kinds)
+        }
+        ropes = {kind: None for kind in masks}
+        if cfg.positions == "rope":
+            ropes = {kind: rotary_angles(self.inv_freq, position_ids) for kind in masks}
+            if "sliding" in ropes and cfg.rope_local_theta is not None:
+                ropes["sliding"] = rotary_angles(self.inv_freq_local, position_ids)
         x = self.emb(token_ids, position_ids)
-        rope = rotary_angles(self.inv_freq, position_ids) if self.cfg.positions == "rope" else None
-        for layer, block in enumerate(self.trf_blocks):
-            x = block(x, mask, kv_cache, layer, rope)
+        for layer, (block, kind) in enumerate(zip(self.trf_blocks, kinds)):
+            x = block(x, masks[kind], kv_cache, layer, ropes[kind])
         if kv_cache is not None:
             kv_cache.advance(T)
         if last_only:
             x = x[:, -1:]
-        return self.out_head(self.final_norm(x))
+        logits = self.out_head(self.final_norm(x))
+        if cfg.logit_softcap is not None:  # squashed into (-cap, cap) (Gemma 2)
+            logits = cfg.logit_softcap * torch.tanh(logits / cfg.logit_softcap)
+        return logits
 
     def num_parameters(self) -> int:
         """Parameters actually stored (a tied head is counted once)."""
@@ -107,19 +131,29 @@ class GPT(nn.Module):
 
 
 def attention_mask(
-    start: int, T: int, padding_mask: torch.Tensor | None, device: torch.device
+    start: int,
+    T: int,
+    padding_mask: torch.Tensor | None,
+    device: torch.device,
+    window: int | None = None,
 ) -> torch.Tensor | None:
     """The boolean attention mask (B or 1, 1, T, start + T), or None when plain causal attention will do.
 
-    Query i sits at position start + i and may attend to keys 0..start + i that are not padding. A padded
-    query would then see no key at all (its softmax would be NaN), so it may always see itself; its output
-    is never used.
+    Query i sits at position start + i and may attend to keys 0..start + i that are not padding, and with
+    a sliding `window` only to those less than `window` positions back. A padded query would then see no key
+    at all (its softmax would be NaN), so it may always see itself; its output is never used.
+
+    Distances are counted in slots of the sequence (the cache's positions): a left-padded row's tokens are
+    contiguous, so they are the distances between its tokens, as if the row were alone.
     """
-    if padding_mask is None and (start == 0 or T == 1):
+    within = window is None or start + T <= window  # no key is ever out of the window
+    if padding_mask is None and within and (start == 0 or T == 1):
         return None
     keys = torch.arange(start + T, device=device)
     queries = torch.arange(start, start + T, device=device)
     causal = keys[None, :] <= queries[:, None]  # (T, T_keys)
+    if window is not None:
+        causal &= queries[:, None] - keys[None, :] < window
     if padding_mask is None:
         return causal[None, None]
     mask = causal[None] & padding_mask[:, None, :]  # (B, T, T_keys)

@@ -70,13 +70,13 @@ class LoRALinear(nn.Module):
         return f"rank={self.rank}, alpha={self.alpha:g}, merged={self.merged}"
 
 
-# A gated (SwiGLU) MLP has two input projections and names its output `down`.
+# A gated MLP (SwiGLU, GeGLU) has two input projections and names its output `down`.
 SWIGLU_TARGETS = {"ff_in": ("ff.gate", "ff.up"), "ff_out": ("ff.down",)}
 
 
 def _block_paths(model: nn.Module, target: str) -> tuple[str, ...]:
     cfg = getattr(model, "cfg", None)
-    if getattr(cfg, "mlp", "gelu") == "swiglu" and target in SWIGLU_TARGETS:
+    if getattr(cfg, "mlp", "gelu") in ("swiglu", "geglu") and target in SWIGLU_TARGETS:
         return SWIGLU_TARGETS[target]
     return (TARGETS[target],)
 

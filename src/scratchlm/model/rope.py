@@ -37,6 +37,13 @@ def inverse_frequencies(cfg: ModelConfig) -> torch.Tensor:
     return inv_freq
 
 
+def local_inverse_frequencies(cfg: ModelConfig) -> torch.Tensor:
+    """The sliding layers' inv_freq: their own base `rope_local_theta`, unscaled (Gemma 3's local layers
+    see at most a window of positions, so no long-context scaling applies to them)."""
+    D = cfg.head_dim
+    return 1.0 / (cfg.rope_local_theta ** (torch.arange(0, D, 2, dtype=torch.int64).float() / D))
+
+
 def _llama3_scaling(inv_freq: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     factor, low, high = cfg.rope_factor, cfg.rope_low_freq_factor, cfg.rope_high_freq_factor
     original = cfg.rope_original_context

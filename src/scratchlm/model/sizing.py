@@ -19,22 +19,28 @@ def parameter_count(cfg: ModelConfig, tied: bool | None = None) -> int:
     q, kv = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
     embeddings = V * C + (cfg.context_length * C if cfg.positions == "learned" else 0)
     attention = C * (q + 2 * kv) + ((q + 2 * kv) if cfg.qkv_bias else 0) + q * C + (C if cfg.bias else 0)
-    n_in = 2 if cfg.mlp == "swiglu" else 1  # SwiGLU expands twice (gate and up)
+    n_in = 1 if cfg.mlp == "gelu" else 2  # the gated MLPs expand twice (gate and up)
     feed_forward = n_in * (C * F + (F if cfg.bias else 0)) + F * C + (C if cfg.bias else 0)
     norm = 2 * C if cfg.norm == "layernorm" else C
+    norms = 4 if cfg.norm_placement == "sandwich" else 2
     head = 0 if tied else V * C
     qk_norm = 2 * cfg.head_dim if cfg.qk_norm else 0
-    return embeddings + cfg.n_layers * (attention + feed_forward + 2 * norm + qk_norm) + norm + head
+    return embeddings + cfg.n_layers * (attention + feed_forward + norms * norm + qk_norm) + norm + head
 
 
-def kv_cache_bytes(cfg: ModelConfig, tokens: int, batch_size: int = 1, dtype: str = "float32") -> int:
+def kv_cache_bytes(
+    cfg: ModelConfig, tokens: int, batch_size: int = 1, dtype: str = "float32", window_only: bool = False
+) -> int:
     """Bytes of the KV cache for `tokens` positions: keys and values of every layer's key/value heads.
+    `window_only`: what a cache would need that kept only the window on sliding-window layers.
 
     >>> from scratchlm.config import gpt2_small
     >>> kv_cache_bytes(gpt2_small(), 1024) / 2**20  # MiB
     72.0
     """
-    return 2 * cfg.n_layers * batch_size * cfg.kv_heads * tokens * cfg.head_dim * BYTES_PER[dtype]
+    window = cfg.sliding_window or tokens
+    kept = sum(min(tokens, window) if window_only and k == "sliding" else tokens for k in cfg.kinds)
+    return 2 * batch_size * cfg.kv_heads * kept * cfg.head_dim * BYTES_PER[dtype]
 
 
 def memory_bytes(cfg: ModelConfig, dtype: str = "float32", training: bool = False) -> int:
@@ -55,8 +61,10 @@ def flops_per_token(cfg: ModelConfig, training: bool = True) -> int:
     """
     C, L, T, F = cfg.emb_dim, cfg.n_layers, cfg.context_length, cfg.hidden_dim
     q, kv = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
-    n_mlp = 3 if cfg.mlp == "swiglu" else 2  # matrices of C x F
+    n_mlp = 2 if cfg.mlp == "gelu" else 3  # matrices of C x F
     per_block = C * (q + 2 * kv) + q * C + n_mlp * C * F
     matmul_weights = L * per_block + cfg.vocab_size * C  # blocks + output head
-    forward = 2 * matmul_weights + L * 2 * 2 * T * q  # q.k and weights.v over T keys, every query head
+    # q.k and weights.v over the keys a query sees (T, or the window on a sliding layer), every query head
+    keys = sum(min(T, cfg.sliding_window or T) if kind == "sliding" else T for kind in cfg.kinds)
+    forward = 2 * matmul_weights + 2 * 2 * keys * q
     return 3 * forward if training else forward
