@@ -63,7 +63,8 @@ class ModelConfig:
     on the output projection and MLP, an explicit `head_size`, `qk_norm`. Gemma 3 adds a norm after each
     sublayer too (`norm_placement` "sandwich"), RMSNorm's gain as 1 + w ("rmsnorm_offset"), the GELU-gated
     MLP ("geglu"), embeddings scaled by sqrt(emb_dim), its own attention scale, soft-capped logits, and
-    sliding-window attention on some layers (`sliding_window`, `layer_types`) with their own rope base."""
+    sliding-window attention on some layers (`sliding_window`, `layer_types`) with their own rope base. Olmo
+    2 and 3 normalise only each sublayer's output ("post") and the whole query and key projections."""
 
     vocab_size: int = 50257
     context_length: int = 1024
@@ -90,7 +91,11 @@ class ModelConfig:
     rope_high_freq_factor: float = 4.0  # llama3 only
     rope_original_context: int = 8192  # llama3 only: the context the model was first trained at
     # Gemma 3's choices (and sliding windows, which Mistral and others use too).
-    norm_placement: Literal["pre", "sandwich"] = "pre"  # sandwich: also a norm on each sublayer's output
+    # pre: a norm before each sublayer (GPT-2, Llama); sandwich: and one on its output (Gemma); post: only
+    # one on its output, before the residual add (Olmo 2 and 3)
+    norm_placement: Literal["pre", "sandwich", "post"] = "pre"
+    qk_norm_scope: Literal["head", "projection"] = "head"  # QK-norm per head (Qwen3, Gemma 3) or over the
+    # whole query and key projections (Olmo 2 and 3)
     emb_scale: bool = False  # token embeddings x sqrt(emb_dim), rounded in the weights' dtype (Gemma)
     attn_scalar: float | None = None  # attention scores x attn_scalar ** -0.5; None: head_dim ** -0.5
     attn_softcap: float | None = None  # scores -> cap * tanh(scores / cap) before the softmax
@@ -122,7 +127,8 @@ class ModelConfig:
         _check_choice("ModelConfig", "positions", self.positions, ("learned", "rope"))
         _check_choice("ModelConfig", "norm", self.norm, ("layernorm", "rmsnorm", "rmsnorm_offset"))
         _check_choice("ModelConfig", "mlp", self.mlp, ("gelu", "swiglu", "geglu"))
-        _check_choice("ModelConfig", "norm_placement", self.norm_placement, ("pre", "sandwich"))
+        _check_choice("ModelConfig", "norm_placement", self.norm_placement, ("pre", "sandwich", "post"))
+        _check_choice("ModelConfig", "qk_norm_scope", self.qk_norm_scope, ("head", "projection"))
         self._check_layers()
         if self.rope_type not in ROPE_TYPES:
             raise ScratchLMError(
@@ -675,6 +681,11 @@ def gemma3_layers(n_layers: int, pattern: int = 6) -> tuple[str, ...]:
     return tuple("sliding" if (i + 1) % pattern else "full" for i in range(n_layers))
 
 
+def olmo3_layers(n_layers: int) -> tuple[str, ...]:
+    """Olmo 3's layer pattern: three sliding-window layers, then one full one, repeated."""
+    return tuple("sliding" if (i + 1) % 4 else "full" for i in range(n_layers))
+
+
 def gemma3_270m(**overrides: Any) -> ModelConfig:
     """Gemma-3-270M's published shape: 18 layers, 640 wide, 4 query heads of 256 sharing 1, GeGLU 2048, a
     512-token window on 5 layers of 6, rope 1M (full) and 10k (sliding), tied head; 268 M parameters
@@ -706,20 +717,33 @@ def _gemma3(shape: dict[str, Any], overrides: dict[str, Any]) -> ModelConfig:
 def modern_small(family: str) -> Callable[..., ModelConfig]:
     """A CPU-sized model of `family` to train from scratch, the size of `small`: 6 layers, 384 wide, 6 query
     heads sharing 2 key/value heads, SwiGLU 1024 (~8/3 x), context 256; Qwen2's q/k/v biases, Qwen3's
-    QK-norm, Gemma 3's block (GeGLU, four norms, a 64-token window on five layers of six)."""
+    QK-norm, Gemma 3's block (GeGLU, four norms, a 64-token window on five layers of six), Olmo 3's
+    (post-norm, QK-norm over the whole projections, a 64-token window on three layers of four)."""
     extra = {
         "llama": MODERN,
         "qwen2": {**MODERN, "qkv_bias": True},
         "qwen3": {**MODERN, "qk_norm": True},
         # Gemma 3's block, a 64-token window on 5 layers of 6, the scores scaled by the head size
         "gemma3": {**GEMMA3, "sliding_window": 64, "attn_scalar": 64.0},
+        # Olmo 3's post-norm block with whole-projection QK-norm, a 64-token window on 3 layers of 4
+        "olmo3": {
+            **MODERN,
+            "norm_placement": "post",
+            "qk_norm": True,
+            "qk_norm_scope": "projection",
+            "sliding_window": 64,
+            "layer_types": olmo3_layers(6),
+        },
     }[family]
 
     def make(**overrides: Any) -> ModelConfig:
         shape = dict(context_length=256, emb_dim=384, n_heads=6, n_kv_heads=2, n_layers=6, ff_dim=1024)
         if family == "gemma3":
             return _gemma3({**extra, **shape}, overrides)
-        return ModelConfig(**{"norm_eps": 1e-6, **extra, **shape, **overrides})
+        settings = {"norm_eps": 1e-6, **extra, **shape, **overrides}
+        if family == "olmo3" and "layer_types" not in overrides:  # the pattern follows n_layers
+            settings["layer_types"] = olmo3_layers(settings["n_layers"])
+        return ModelConfig(**settings)
 
     make.__doc__ = f"{family}-small: " + (modern_small.__doc__ or "")
     return make
@@ -741,6 +765,7 @@ PRESETS: dict[str, Callable[..., ModelConfig]] = {
     "qwen2-small": modern_small("qwen2"),
     "qwen3-small": modern_small("qwen3"),
     "gemma3-small": modern_small("gemma3"),
+    "olmo3-small": modern_small("olmo3"),
 }
 
 

@@ -56,7 +56,17 @@ def test_errors_are_one_line(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["qwen3-0.6b", "qwen2.5-0.5b", "qwen3-small", "tiny", "gemma3-270m", "gemma3-1b", "gemma3-small"]
+    "name",
+    [
+        "qwen3-0.6b",
+        "qwen2.5-0.5b",
+        "qwen3-small",
+        "tiny",
+        "gemma3-270m",
+        "gemma3-1b",
+        "gemma3-small",
+        "olmo3-small",
+    ],
 )
 def test_every_family_preset_describes_itself(capsys, name):
     from scratchlm.config import preset

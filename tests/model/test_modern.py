@@ -342,10 +342,20 @@ def test_softcapped_attention_is_attention_when_the_cap_is_far_and_bounded_when_
     assert not torch.allclose(softcapped_attention(q * 50, k, v, None, None, cap=1.0), causal, atol=1e-2)
 
 
+OLMO3 = {"norm": "rmsnorm", "norm_placement": "post", "qk_norm_scope": "projection", "emb_scale": False}
+
+
 @pytest.mark.parametrize(
-    "overrides", [{}, {"attn_softcap": 2.0, "logit_softcap": 5.0}, {"layer_types": None}]
+    "overrides",
+    [
+        {},
+        {"attn_softcap": 2.0, "logit_softcap": 5.0},
+        {"layer_types": None},
+        OLMO3,
+        {**OLMO3, "head_size": None},
+    ],
 )
-def test_gemma_choices_decode_past_the_window_as_the_full_pass(overrides):
+def test_gemma_and_olmo_choices_decode_past_the_window_as_the_full_pass(overrides):
     cfg = {**GEMMA, **overrides}
     model = tiny_gpt(seed=2, vocab_size=97, context_length=48, **cfg)
     x = torch.randint(0, 97, (2, 17), generator=torch.Generator().manual_seed(4))  # 3 windows and more

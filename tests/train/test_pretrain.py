@@ -386,7 +386,7 @@ def test_continued_pretraining_with_lora(tmp_path, corpus):
     assert latest_checkpoint(tmp_path / "run").name == "step_0000008"
 
 
-@pytest.mark.parametrize("name", ["qwen3-small", "gemma3-small"])
+@pytest.mark.parametrize("name", ["qwen3-small", "gemma3-small", "olmo3-small"])
 def test_pretraining_a_small_modern_preset_from_scratch(tmp_path, corpus, tiny_tokenizer, name):
     import torch
 
@@ -396,7 +396,7 @@ def test_pretraining_a_small_modern_preset_from_scratch(tmp_path, corpus, tiny_t
 
     settings = json.loads(json.dumps(SETTINGS))
     settings["model"] = {"preset": name, "n_layers": 2, "emb_dim": 64, "n_heads": 4, "ff_dim": 96}
-    if name == "gemma3-small":  # one sliding layer, one full, a window shorter than the context
+    if name != "qwen3-small":  # one sliding layer, one full, a window shorter than the context
         settings["model"].update(sliding_window=8, layer_types=["sliding", "full"])
     settings["model"].update(context_length=32, vocab_size=300)
     settings["data"] = {"inputs": [str(corpus)], "tokenizer": str(tiny_tokenizer)}
@@ -406,6 +406,6 @@ def test_pretraining_a_small_modern_preset_from_scratch(tmp_path, corpus, tiny_t
     assert all(math.isfinite(v) for v in losses(tmp_path / "run").values())
     model, tokenizer = load_model(tmp_path / "run")
     assert model.cfg.qk_norm and model.cfg.positions == "rope" and model.cfg.kv_heads == 2
-    assert model.cfg.kinds == (("sliding", "full") if name == "gemma3-small" else ("full", "full"))
+    assert model.cfg.kinds == (("full", "full") if name == "qwen3-small" else ("sliding", "full"))
     out = generate(model, torch.tensor([tokenizer.encode_ordinary("def f(")]), max_new_tokens=5)
     assert out.shape[1] == len(tokenizer.encode_ordinary("def f(")) + 5

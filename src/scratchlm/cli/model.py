@@ -36,8 +36,9 @@ def describe(cfg: ModelConfig) -> str:
     else:
         positions = "learned positions"
     norm = {"rmsnorm": "RMSNorm", "rmsnorm_offset": "RMSNorm (gain 1 + w)"}.get(cfg.norm, "LayerNorm")
-    if cfg.norm_placement == "sandwich":
-        norm += " before and after each sublayer"
+    norm += {"sandwich": " before and after each sublayer", "post": " after each sublayer (post-norm)"}.get(
+        cfg.norm_placement, ""
+    )
     mlp = {"swiglu": "SwiGLU", "geglu": "GeGLU"}.get(cfg.mlp, "GELU") + f" MLP ({cfg.hidden_dim:,})"
     if cfg.kv_heads == cfg.n_heads:
         attention = f"multi-head attention, {cfg.n_heads} heads of {cfg.head_dim}"
@@ -53,7 +54,11 @@ def describe(cfg: ModelConfig) -> str:
         parts += [
             f"a {cfg.sliding_window:,}-token sliding window on {sliding} of {cfg.n_layers} layers{local}"
         ]
-    parts += ["QK-norm"] if cfg.qk_norm else []
+    parts += (
+        [f"QK-norm ({'per head' if cfg.qk_norm_scope == 'head' else 'whole projections'})"]
+        if cfg.qk_norm
+        else []
+    )
     parts += ["embeddings x sqrt(width)"] if cfg.emb_scale else []
     parts += [f"scores / sqrt({cfg.attn_scalar:g})"] if cfg.attn_scalar is not None else []
     parts += [f"attention soft-cap {cfg.attn_softcap:g}"] if cfg.attn_softcap is not None else []

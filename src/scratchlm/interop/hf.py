@@ -86,6 +86,7 @@ def is_gpt2_architecture(cfg: ModelConfig) -> bool:
         and cfg.head_dim * cfg.n_heads == cfg.emb_dim
         and not cfg.qk_norm
         and cfg.norm_placement == "pre"
+        and cfg.qk_norm_scope == "head"
         and not cfg.emb_scale
         and cfg.attn_scalar is None
         and cfg.attn_softcap is None

@@ -19,28 +19,13 @@ from typing import Any
 
 from scratchlm.config import ModelConfig
 from scratchlm.errors import ScratchLMError
-from scratchlm.interop.hf_llama import required, rope_settings
-
-# HF's per-layer-type names -> ours.
-LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding"}
+from scratchlm.interop.hf_llama import LAYER_TYPES, layered_rope, required
 
 
 def gemma3_rope(hf: dict[str, Any]) -> dict[str, Any]:
     """Our rope_* fields (the full layers') and rope_local_theta (the sliding layers'), from either
-    dialect; a sliding-layer scaling is refused (Gemma 3 has none)."""
-    params = hf.get("rope_parameters")
-    if isinstance(params, dict) and ("full_attention" in params or "sliding_attention" in params):
-        full = params.get("full_attention") or {}
-        local = params.get("sliding_attention") or {}
-        out = rope_settings({"rope_parameters": {"rope_theta": 1_000_000.0, **full}})
-        kind = local.get("rope_type", "default")
-        if kind != "default":
-            raise ScratchLMError(f"config.json: rope type {kind!r} on the sliding layers is not supported")
-        out["rope_local_theta"] = float(local.get("rope_theta", 10_000.0))
-        return out
-    out = rope_settings({"rope_theta": 1_000_000.0, **hf, "rope_parameters": None})
-    out["rope_local_theta"] = float(hf.get("rope_local_base_freq", 10_000.0))
-    return out
+    dialect; transformers 4's sliding layers turn at `rope_local_base_freq`."""
+    return layered_rope(hf, 1_000_000.0, float(hf.get("rope_local_base_freq", 10_000.0)))
 
 
 def config_from_hf_gemma3(hf: dict[str, Any]) -> ModelConfig:

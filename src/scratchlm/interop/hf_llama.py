@@ -1,8 +1,8 @@
 """Hugging Face checkpoints of the Llama family: `model_type` "llama" (SmolLM2 and TinyLlama are too),
 "mistral" (a sliding window on every layer, or none), "qwen2" (Qwen2.5: biases on q, k and v), "qwen3"
-(per-head QK-norm, a head size apart from hidden / heads) and "gemma3_text" (its config in
-`hf_gemma.py`). Their `config.json` becomes a `ModelConfig` with the modern choices (rotary positions,
-RMSNorm, SwiGLU, grouped-query attention, no other biases), their tensors our names.
+(per-head QK-norm, a head size apart from hidden / heads), "gemma3_text" (its config in `hf_gemma.py`)
+and "olmo2"/"olmo3" (`hf_olmo.py`). Their `config.json` becomes a `ModelConfig` with the modern choices
+(rotary positions, RMSNorm, SwiGLU, grouped-query attention, no other biases), their tensors our names.
 
 Both dialects of config.json are read: transformers 4 writes `rope_theta` and `rope_scaling`, transformers 5
 a `rope_parameters` dict. Tying of the output head comes from `tie_word_embeddings` (Llama's default is
@@ -25,7 +25,8 @@ from scratchlm.files import read_json
 from scratchlm.interop.hf import load_exact, read_hf_weights
 from scratchlm.model.gpt import GPT
 
-MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")  # gemma3_text: see hf_gemma.py
+# gemma3_text: see hf_gemma.py; olmo2 and olmo3: hf_olmo.py
+MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text", "olmo2", "olmo3")
 
 # HF's per-block names -> ours (q/k/v are concatenated into our fused `qkv`).
 BLOCK_KEYS = {
@@ -43,6 +44,12 @@ SANDWICH_KEYS = {
     **BLOCK_KEYS,
     "post_attention_layernorm.weight": "post_norm1.scale",
     "pre_feedforward_layernorm.weight": "norm2.scale",
+    "post_feedforward_layernorm.weight": "post_norm2.scale",
+}
+# Olmo's two norms a block are on the sublayers' outputs.
+POST_KEYS = {
+    **{k: v for k, v in BLOCK_KEYS.items() if "layernorm" not in k},
+    "post_attention_layernorm.weight": "post_norm1.scale",
     "post_feedforward_layernorm.weight": "post_norm2.scale",
 }
 QKV = ("q_proj", "k_proj", "v_proj")
@@ -90,6 +97,31 @@ def rope_settings(hf: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# HF's per-layer-type names -> ours.
+LAYER_TYPES = {"full_attention": "full", "sliding_attention": "sliding"}
+
+
+def layered_rope(hf: dict[str, Any], theta: float, local_theta: float) -> dict[str, Any]:
+    """Rope settings of a model whose sliding and full layers may turn differently (Gemma 3, Olmo 3): our
+    rope_* fields from the full layers' and rope_local_theta from the sliding layers', which take no scaling.
+    transformers 5 writes `rope_parameters` per layer type ({"full_attention": ..., "sliding_attention":
+    ...}); transformers 4 wrote `rope_theta` + `rope_scaling` for the full layers (`theta` and `local_theta`
+    are the defaults, the latter the transformers 4 sliding base)."""
+    params = hf.get("rope_parameters")
+    if isinstance(params, dict) and ("full_attention" in params or "sliding_attention" in params):
+        full = params.get("full_attention") or {}
+        local = params.get("sliding_attention") or {}
+        out = rope_settings({"rope_parameters": {"rope_theta": theta, **full}})
+        kind = local.get("rope_type", "default")
+        if kind != "default":
+            raise ScratchLMError(f"config.json: rope type {kind!r} on the sliding layers is not supported")
+        out["rope_local_theta"] = float(local.get("rope_theta", local_theta))
+        return out
+    out = rope_settings({"rope_theta": theta, **hf, "rope_parameters": None})
+    out["rope_local_theta"] = local_theta
+    return out
+
+
 def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
     """Our ModelConfig for a Llama-family config.json; a feature we do not build is a clear error."""
     model_type = hf.get("model_type")
@@ -102,6 +134,10 @@ def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
         from scratchlm.interop.hf_gemma import config_from_hf_gemma3
 
         return config_from_hf_gemma3(hf)
+    if model_type in ("olmo2", "olmo3"):
+        from scratchlm.interop.hf_olmo import config_from_hf_olmo
+
+        return config_from_hf_olmo(hf)
     # Mistral slides a window on every layer; Qwen's per-layer windows (use_sliding_window) we do not build.
     window = hf.get("sliding_window") if model_type == "mistral" else None
     if (
@@ -158,7 +194,7 @@ def state_dict_from_hf_llama(
     optional. Consumes `hf_sd` as it goes, so a model's weights are held about once, not twice."""
     ours: dict[str, torch.Tensor] = {}
     qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
-    block_keys = SANDWICH_KEYS if cfg.norm_placement == "sandwich" else BLOCK_KEYS
+    block_keys = {"sandwich": SANDWICH_KEYS, "post": POST_KEYS}.get(cfg.norm_placement, BLOCK_KEYS)
     for key in list(hf_sd):
         tensor = hf_sd.pop(key).to(dtype)
         name = key.removeprefix("model.")

@@ -31,9 +31,11 @@ class MultiHeadAttention(nn.Module):
         self.qkv = nn.Linear(cfg.emb_dim, q_dim + 2 * kv_dim, bias=cfg.qkv_bias)
         self.out_proj = nn.Linear(q_dim, cfg.emb_dim, bias=cfg.bias)
         # QK-norm (Qwen3, Gemma 3): each head's query and key scaled to RMS 1 before the rotation, which
-        # keeps the attention logits from growing without bound.
-        self.q_norm = make_norm(cfg, cfg.head_dim) if cfg.qk_norm else None
-        self.k_norm = make_norm(cfg, cfg.head_dim) if cfg.qk_norm else None
+        # keeps the attention logits from growing without bound; Olmo normalises the whole projections.
+        self.qk_norm_heads = cfg.qk_norm_scope == "head"
+        q_width, k_width = (cfg.head_dim, cfg.head_dim) if self.qk_norm_heads else (q_dim, kv_dim)
+        self.q_norm = make_norm(cfg, q_width) if cfg.qk_norm else None
+        self.k_norm = make_norm(cfg, k_width) if cfg.qk_norm else None
         # The scores' scale: 1 / sqrt(head_dim), or Gemma's 1 / sqrt(query_pre_attn_scalar).
         self.scale = cfg.attn_scalar**-0.5 if cfg.attn_scalar is not None else None
         self.softcap = cfg.attn_softcap
@@ -51,10 +53,13 @@ class MultiHeadAttention(nn.Module):
         `rope`: the (cos, sin) of these T positions, for rotary positions."""
         B, T, _ = x.shape
         q, k, v = self.qkv(x).split(self.sizes, dim=2)
+        whole = self.q_norm is not None and self.k_norm is not None and not self.qk_norm_heads
+        if whole:
+            q, k = self.q_norm(q), self.k_norm(k)
         q = q.view(B, T, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, D)
         v = v.view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        if self.q_norm is not None and self.k_norm is not None:
+        if self.q_norm is not None and self.k_norm is not None and not whole:
             q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)

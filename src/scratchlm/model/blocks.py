@@ -72,18 +72,19 @@ class TransformerBlock(nn.Module):
     """x + dropout(attention(norm(x))), then x + dropout(feed_forward(norm(x))).
 
     "sandwich" norms (Gemma): each sublayer's output is normalised too before it joins the residual,
-    x + dropout(post_norm(attention(norm(x)))), which keeps what each layer adds on one scale."""
+    x + dropout(post_norm(attention(norm(x)))), which keeps what each layer adds on one scale. "post"
+    (Olmo 2): only that one, x + dropout(post_norm(attention(x)))."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.norm1 = make_norm(cfg)
+        pre, post = cfg.norm_placement != "post", cfg.norm_placement != "pre"
+        self.norm1 = make_norm(cfg) if pre else nn.Identity()
         self.att = MultiHeadAttention(cfg)
-        self.norm2 = make_norm(cfg)
+        self.norm2 = make_norm(cfg) if pre else nn.Identity()
         self.ff = make_feed_forward(cfg)
         self.drop_shortcut = nn.Dropout(cfg.dropout)
-        sandwich = cfg.norm_placement == "sandwich"
-        self.post_norm1 = make_norm(cfg) if sandwich else nn.Identity()
-        self.post_norm2 = make_norm(cfg) if sandwich else nn.Identity()
+        self.post_norm1 = make_norm(cfg) if post else nn.Identity()
+        self.post_norm2 = make_norm(cfg) if post else nn.Identity()
 
     def forward(
         self,

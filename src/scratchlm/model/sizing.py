@@ -24,7 +24,7 @@ def parameter_count(cfg: ModelConfig, tied: bool | None = None) -> int:
     norm = 2 * C if cfg.norm == "layernorm" else C
     norms = 4 if cfg.norm_placement == "sandwich" else 2
     head = 0 if tied else V * C
-    qk_norm = 2 * cfg.head_dim if cfg.qk_norm else 0
+    qk_norm = (2 * cfg.head_dim if cfg.qk_norm_scope == "head" else q + kv) if cfg.qk_norm else 0
     return embeddings + cfg.n_layers * (attention + feed_forward + norms * norm + qk_norm) + norm + head
 
 
