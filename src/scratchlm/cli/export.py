@@ -1,14 +1,13 @@
-"""`scratchlm export`: write a model directory in Hugging Face's format (or ours), tokenizer beside it."""
+"""`scratchlm export`: write a model directory in Hugging Face's format (or ours), tokenizer beside it. Every
+family: GPT-2's format for a GPT-2-shaped model, else Llama's, Mistral's, Qwen2's, Qwen3's, Gemma 3's or
+Olmo's, whichever describes the model exactly (`scratchlm.interop.hf_export`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from scratchlm.formats.model_files import load_model, save_model
-from scratchlm.formats.tokenizer_files import save_tokenizer
-from scratchlm.interop.hf import save_hf_gpt2
-from scratchlm.tokenizer import Tokenizer
+from scratchlm.formats.model_files import export_hf, load_model, save_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +21,7 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer = load_model(args.model)
     out = Path(args.out)
     if args.format == "hf":
-        eos_id = tokenizer.eot_id if tokenizer is not None else None
-        save_hf_gpt2(model, out, eos_id=eos_id)
-        if isinstance(tokenizer, Tokenizer):
-            save_tokenizer(tokenizer, out)
+        export_hf(model, out, tokenizer)
     else:
         save_model(model, out, tokenizer)
     files = ", ".join(sorted(p.name for p in out.iterdir()))

@@ -12,6 +12,7 @@ A classifier directory is ours with `"format": "scratchlm-classifier"`: the GPT 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -73,6 +74,35 @@ def save_model(model: GPT, directory: str | os.PathLike, tokenizer: AnyTokenizer
     os.replace(tmp, directory / "model.safetensors")
     write_json(directory / "config.json", {"format": FORMAT, "version": 1, "model": model.cfg.to_dict()})
     if tokenizer is not None:
+        save_tokenizer(tokenizer, directory)
+    return directory
+
+
+HF_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
+
+
+def export_hf(model: GPT, directory: str | os.PathLike, tokenizer: AnyTokenizer | None = None) -> Path:
+    """`model` and its tokenizer as a Hugging Face directory that transformers loads unchanged, in GPT-2's
+    format or the model's family's (`scratchlm.interop.hf_export`). A tokenizer loaded from a Hugging Face
+    directory is copied as it was (with its chat template); one trained here is written as tokenizer.json
+    (and our own files)."""
+    from scratchlm.interop.hf_export import save_hf
+
+    eos_id, bos_id = getattr(tokenizer, "eot_id", None), None
+    if isinstance(tokenizer, HFTokenizer):
+        bos_id = tokenizer.token_id(tokenizer.config.get("bos_token"))
+    directory = save_hf(model, directory, eos_id=eos_id, bos_id=bos_id)
+    if isinstance(tokenizer, HFTokenizer):
+        for name in HF_TOKENIZER_FILES:
+            source = tokenizer.directory / name
+            if source.is_file() and source.resolve() != (directory / name).resolve():
+                shutil.copyfile(source, directory / name)
+    elif isinstance(tokenizer, Tokenizer):
         save_tokenizer(tokenizer, directory)
     return directory
 

@@ -53,6 +53,11 @@ class HFTokenizer:
         self.eos_token = token_text(self.config.get("eos_token"))
         self._eot_id = self._find_eos()
 
+    def token_id(self, token: Any) -> int | None:
+        """The id of a special token as tokenizer_config.json names it (a string or an AddedToken dict)."""
+        text = token_text(token)
+        return self.backend.token_to_id(text) if text is not None else None
+
     def _find_eos(self) -> int | None:
         if self.eos_token is not None:
             found = self.backend.token_to_id(self.eos_token)
