@@ -12,7 +12,6 @@ A classifier directory is ours with `"format": "scratchlm-classifier"`: the GPT 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -97,12 +96,7 @@ def export_hf(model: GPT, directory: str | os.PathLike, tokenizer: AnyTokenizer 
     if isinstance(tokenizer, HFTokenizer):
         bos_id = tokenizer.token_id(tokenizer.config.get("bos_token"))
     directory = save_hf(model, directory, eos_id=eos_id, bos_id=bos_id)
-    if isinstance(tokenizer, HFTokenizer):
-        for name in HF_TOKENIZER_FILES:
-            source = tokenizer.directory / name
-            if source.is_file() and source.resolve() != (directory / name).resolve():
-                shutil.copyfile(source, directory / name)
-    elif isinstance(tokenizer, Tokenizer):
+    if isinstance(tokenizer, (HFTokenizer, Tokenizer)):
         save_tokenizer(tokenizer, directory)
     return directory
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json
+from scratchlm.interop.hf_tokenizer import MARKER_FORMAT, HFTokenizer
 from scratchlm.interop.tiktoken_file import load_tiktoken_ranks, save_tiktoken_ranks
 from scratchlm.interop.tokenizer_json import from_tokenizer_json, save_tokenizer_json
 from scratchlm.tokenizer import Tokenizer, WordTokenizer
@@ -18,7 +19,7 @@ from scratchlm.tokenizer.gpt2 import load_data_gym
 
 OWN_FILE = "scratchlm_tokenizer.json"
 
-AnyTokenizer = Tokenizer | WordTokenizer
+AnyTokenizer = Tokenizer | WordTokenizer | HFTokenizer
 # GPT-2's file pair under OpenAI's names and under HF's (GPT2Tokenizer's vocab.json + merges.txt).
 DATA_GYM_PAIRS = (("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt"))
 
@@ -62,6 +63,8 @@ def load_tokenizer(spec: str | os.PathLike, pattern: str | None = None) -> AnyTo
         return Tokenizer.from_dict(data)
     if kind == "scratchlm-word":
         return WordTokenizer.from_dict(data)
+    if kind == MARKER_FORMAT:  # a Hugging Face tokenizer copied beside it: the tokenizers library runs it
+        return HFTokenizer(path.parent)
     if "model" in data:
         return from_tokenizer_json(data, name=path.parent.name or "hf")
     raise ScratchLMError(f"{path}: not a tokenizer file this version of scratchlm knows")

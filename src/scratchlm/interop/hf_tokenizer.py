@@ -12,14 +12,23 @@ reproduce, so they are not re-implemented: the field's own library runs them, an
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from scratchlm.errors import ScratchLMError
-from scratchlm.files import read_json
+from scratchlm.files import read_json, write_json
 
 TOKENIZER_JSON = "tokenizer.json"
+# A Hub directory's tokenizer: what a copy carries (the chat template lives in the config or its own file).
+HF_TOKENIZER_FILES = (
+    TOKENIZER_JSON,
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
+MARKER_FORMAT = "hf-tokenizers"  # our tokenizer file, when it points at a copied tokenizer.json
 
 
 def token_text(value: Any) -> str | None:
@@ -98,6 +107,18 @@ class HFTokenizer:
             return self.backend.encode(text, add_special_tokens=False).ids
         finally:
             self.backend.encode_special_tokens = False
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Copy the tokenizer's files beside `path` and write there our tokenizer file, which says that the
+        tokenizers library runs them (so a fine-tuned model's directory loads the very same tokenizer)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for name in HF_TOKENIZER_FILES:
+            source = self.directory / name
+            if source.is_file() and source.resolve() != (path.parent / name).resolve():
+                shutil.copyfile(source, path.parent / name)
+        write_json(path, {"format": MARKER_FORMAT, "version": 1, "file": TOKENIZER_JSON})
+        return path
 
     def decode(self, ids: Sequence[int], errors: str = "replace") -> str:
         """Text of `ids`, special tokens included as their strings (so stop strings can see them). Bytes
