@@ -229,13 +229,20 @@ class DataConfig:
 
     inputs: tuple[str, ...] = ()
     shards: str | None = None  # a directory written by `scratchlm data prepare`
-    tokenizer: str = "gpt2"  # for `inputs`: "gpt2", a tokenizer directory or file
+    # for `inputs`: "gpt2", a tokenizer directory or file; None: the tokenizer of train.init's model (a
+    # Llama's or Qwen's own, for continued pretraining), else GPT-2's
+    tokenizer: str | None = None
     val_fraction: float = 0.1  # for `inputs`: the last part of the text is held out
+    # tokens per training window; None: the model's context length (a 32k-context model can be trained
+    # on shorter windows: rotary positions have no table to fill)
+    seq_len: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
         if not 0.0 < self.val_fraction < 1.0:
             raise ScratchLMError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1):
+            raise ScratchLMError(f"data.seq_len must be a positive integer or null, got {self.seq_len!r}")
 
 
 @dataclass(frozen=True)

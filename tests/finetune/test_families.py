@@ -137,3 +137,24 @@ def test_serve_answers_the_openai_client(tmp_path, tokenizer_dir, name):
     assert chat.usage.prompt_tokens == len(expected) and chat.usage.completion_tokens <= 5
     assert chat.choices[0].finish_reason in ("length", "stop")
     assert completion.usage.completion_tokens <= 4 and isinstance(completion.choices[0].text, str)
+
+
+def test_continued_pretraining_uses_the_models_tokenizer_and_shorter_windows(tmp_path, tokenizer_dir):
+    from scratchlm.formats.model_files import load_model
+    from scratchlm.formats.tokenizer_files import load_tokenizer
+    from scratchlm.interop.hf_tokenizer import HFTokenizer
+
+    base = family_dir(tmp_path, "gemma3_text", tokenizer_dir)
+    (tmp_path / "text.txt").write_text("Every effort moves you, and every window slides. " * 200)
+    args = ["pretrain", "--train.init", str(base), "--data.inputs", str(tmp_path / "text.txt")]
+    args += ["--data.seq_len", "24", "--train.batch_size", "2", "--train.checkpoint_interval", "2"]
+    args += ["--train.log_interval", "1"]
+    args += ["--out", str(tmp_path / "run"), "-q"]
+    assert main([*args, "--train.max_steps", "4"]) == 0
+    assert main([*args, "--train.max_steps", "6", "--resume"]) == 0
+    assert sorted(losses(tmp_path / "run")) == [1, 2, 3, 4, 5, 6]
+    assert isinstance(load_tokenizer(tmp_path / "run" / "tokenizer"), HFTokenizer)  # not GPT-2's
+    model, tokenizer = load_model(tmp_path / "run")
+    assert isinstance(tokenizer, HFTokenizer) and model.cfg.context_length == 128  # the model's own
+    too_long = [a if a != "24" else "129" for a in args]
+    assert main([*too_long[:-3], "--out", str(tmp_path / "x"), "--train.max_steps", "2"]) == 2

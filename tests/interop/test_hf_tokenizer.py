@@ -152,6 +152,15 @@ def test_special_tokens_are_ids_in_encode_and_text_in_encode_ordinary(pair):
     assert ours.decode(ours.encode_ordinary(f"a{marker}b")) == f"a{marker}b"  # spelled out, round trip
 
 
+def test_ids_past_the_vocabulary_decode_to_a_replacement_character(pair):
+    """A model's embedding padded past its tokenizer can sample such an id: it has no text, and no crash."""
+    ours, _ = pair
+    ids = ours.encode_ordinary("ab cd")
+    assert ours.decode([*ids, ours.vocab_size + 3, *ids]) == "ab cd\ufffdab cd"
+    with pytest.raises(ScratchLMError, match="token id -1 is negative"):
+        ours.decode([-1])
+
+
 CONVERSATION = [
     {"role": "system", "content": "Answer briefly."},
     {"role": "user", "content": "What is 2 + 2?"},

@@ -123,9 +123,21 @@ class HFTokenizer:
     def decode(self, ids: Sequence[int], errors: str = "replace") -> str:
         """Text of `ids`, special tokens included as their strings (so stop strings can see them). Bytes
         that are not whole UTF-8 always become U+FFFD (the library's rule; `errors` is accepted for the
-        interface of scratchlm's own tokenizer)."""
+        interface of scratchlm's own tokenizer). An id past the vocabulary becomes U+FFFD too: models pad
+        their embedding past their tokenizer (Qwen2.5: 151,936 rows for 151,665 tokens), and a sampled padding
+        row has no text."""
         ids = [int(i) for i in ids]
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ScratchLMError(f"token id {bad[0]} is out of range (vocabulary: {self.vocab_size})")
-        return self.backend.decode(ids, skip_special_tokens=False)
+        if any(i < 0 for i in ids):
+            raise ScratchLMError(f"token id {min(ids)} is negative")
+        if all(i < self.vocab_size for i in ids):
+            return self.backend.decode(ids, skip_special_tokens=False)
+        pieces, run = [], []
+        for i in ids:
+            if i < self.vocab_size:
+                run.append(i)
+                continue
+            pieces.append(self.backend.decode(run, skip_special_tokens=False) if run else "")
+            pieces.append("\ufffd")
+            run = []
+        pieces.append(self.backend.decode(run, skip_special_tokens=False) if run else "")
+        return "".join(pieces)

@@ -8,6 +8,7 @@ and bits per byte, and a sample of text at each evaluation (`samples.jsonl`). Th
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +41,11 @@ def load_text_data(cfg: RunConfig, tokenizer):
     tokens = np.array(ids, dtype=np.int64)
     cut = int(len(tokens) * (1 - cfg.data.val_fraction))
     train_ids, val_ids = tokens[:cut], tokens[cut:]
-    T = cfg.model.context_length
+    T = window_length(cfg)
     if len(val_ids) <= T:
         raise ScratchLMError(
             f"the validation part ({len(val_ids):,} tokens) is shorter than one window of {T + 1}: "
-            "use more text, a larger data.val_fraction or a smaller model.context_length"
+            "use more text, a larger data.val_fraction or a smaller data.seq_len"
         )
     val_bytes = len(tokenizer.decode(val_ids.tolist()).encode("utf-8"))
     return (
@@ -52,6 +53,16 @@ def load_text_data(cfg: RunConfig, tokenizer):
         WindowSampler([val_ids], T, cfg.train.seed),
         len(val_ids) / max(1, val_bytes),
     )
+
+
+def window_length(cfg: RunConfig) -> int:
+    """Tokens per training window: data.seq_len, at most the model's context length (its default)."""
+    length = cfg.data.seq_len or cfg.model.context_length
+    if length > cfg.model.context_length:
+        raise ScratchLMError(
+            f"data.seq_len {length:,} is longer than the model's context length {cfg.model.context_length:,}"
+        )
+    return length
 
 
 class PretrainTask:
@@ -62,19 +73,21 @@ class PretrainTask:
     result_file = None
 
     def __init__(self, cfg: RunConfig, out: Path, resume: bool) -> None:
-        if cfg.data.shards:
-            tokenizer = load_tokenizer(Path(cfg.data.shards) / "tokenizer")
-        elif cfg.data.inputs:
-            tokenizer = load_tokenizer(cfg.data.tokenizer)
-        else:
+        if not cfg.data.shards and not cfg.data.inputs:
             raise ScratchLMError(
                 "no training data: set data.inputs (text files) or data.shards (a shard directory)"
             )
-        model = None
-        if cfg.train.init:  # continued pretraining: the architecture is the initial weights'
-            model, _, cfg = load_init(cfg)
+        model, own = None, None
+        if cfg.train.init:  # continued pretraining: the architecture (and tokenizer) are the weights'
+            model, own, cfg = load_init(cfg)
         if cfg.data.shards:
-            T = cfg.model.context_length
+            tokenizer = load_tokenizer(Path(cfg.data.shards) / "tokenizer")
+        elif cfg.data.tokenizer is not None:
+            tokenizer = load_tokenizer(cfg.data.tokenizer)
+        else:
+            tokenizer = own or load_tokenizer("gpt2")
+        if cfg.data.shards:
+            T = window_length(cfg)
             self.batches = ShardDataset(cfg.data.shards, "train", context_length=T, seed=cfg.train.seed)
             self.val_data = ShardDataset(cfg.data.shards, "val", context_length=T, seed=cfg.train.seed)
             self.tokens_per_byte = None
@@ -91,7 +104,8 @@ class PretrainTask:
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         self.max_steps = cfg.train.max_steps
         self.steps_per_epoch = None
-        self.flops_per_token = flops_per_token(cfg.model)
+        # attention's share counted over the windows trained on
+        self.flops_per_token = flops_per_token(replace(cfg.model, context_length=window_length(cfg)))
 
     @staticmethod
     def loss(model: torch.nn.Module, batch) -> torch.Tensor:
