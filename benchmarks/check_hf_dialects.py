@@ -34,7 +34,13 @@ CASES = {  # preset -> overrides beyond SMALL (windows shorter than the 40-token
     "qwen3-small": {"rope_type": "linear", "rope_factor": 2.0},
     "gemma3-small": {"sliding_window": 8, "rope_type": "linear", "rope_factor": 2.0},
     "olmo3-small": {"sliding_window": 8, "rope_theta": 500_000.0},
-}
+    # Olmo 3's long-context recipe: yarn on the full layers, the sliding ones unscaled at the same base
+    "olmo3-small+yarn": {"sliding_window": 8, "rope_theta": 500_000.0, "rope_local_theta": 500_000.0,
+                         "rope_type": "yarn", "rope_factor": 4.0, "rope_original_context": 16,
+                         "rope_attention_factor": 1.1386},
+    "qwen3-small+yarn": {"rope_type": "yarn", "rope_factor": 4.0, "rope_original_context": 16,
+                         "rope_attention_factor": 1.1386},
+}  # fmt: skip
 
 READ = """
 import json, sys, torch, transformers
@@ -63,7 +69,7 @@ def main() -> None:
         directories = {}
         for name, overrides in CASES.items():
             torch.manual_seed(0)
-            model = GPT(preset(name, **{**SMALL, **overrides})).eval()
+            model = GPT(preset(name.split("+")[0], **{**SMALL, **overrides})).eval()
             with torch.no_grad():
                 for param_name, p in model.named_parameters():
                     if "norm" in param_name:

@@ -50,7 +50,7 @@ def _coerce(owner: str, key: str, kind: str, value: Any) -> Any:
     return number
 
 
-ROPE_TYPES = ("default", "linear", "llama3")
+ROPE_TYPES = ("default", "linear", "llama3", "yarn")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,11 @@ class ModelConfig:
     rope_factor: float = 1.0
     rope_low_freq_factor: float = 1.0  # llama3 only
     rope_high_freq_factor: float = 4.0  # llama3 only
-    rope_original_context: int = 8192  # llama3 only: the context the model was first trained at
+    rope_original_context: int = 8192  # llama3 and yarn: the context the model was first trained at
+    rope_beta_fast: float = 32.0  # yarn: pairs turning more than this often in the original context are kept
+    rope_beta_slow: float = 1.0  # yarn: pairs turning less than this often are divided by rope_factor
+    rope_attention_factor: float = 1.0  # yarn: cos and sin scaled by it (0.1 ln(factor) + 1 by default)
+    rope_truncate: bool = True  # yarn: the blended range rounded out to whole pairs
     # Gemma 3's choices (and sliding windows, which Mistral and others use too).
     # pre: a norm before each sublayer (GPT-2, Llama); sandwich: and one on its output (Gemma); post: only
     # one on its output, before the residual add (Olmo 2 and 3)

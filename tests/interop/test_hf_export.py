@@ -31,6 +31,11 @@ FAMILIES = {
     "llama-tied-llama3": lambda d: save_llama(d, tie_word_embeddings=True, rope_scaling=LLAMA3_SCALING),
     "qwen2": lambda d: save_llama(d, family="qwen2"),
     "qwen3": lambda d: save_llama(d, family="qwen3", head_dim=16),
+    "qwen3-yarn": lambda d: save_llama(
+        d,
+        family="qwen3",
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16},
+    ),
     "mistral": lambda d: save_llama(d, family="mistral", sliding_window=8),
     "gemma3_text": lambda d: save_gemma3(d),
     "gemma3-softcap-untied": lambda d: save_gemma3(d, final_logit_softcapping=3.0, tie_word_embeddings=False),
@@ -111,6 +116,13 @@ def test_a_model_built_here_exports_to_its_family(tmp_path, name, family):
             "a llama model with sliding-window layers",
         ),
         ({"positions": "rope", "norm": "rmsnorm", "mlp": "gelu", "bias": False}, "mlp='gelu'"),
+        (
+            {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "norm_placement": "post",
+             "qk_norm": True, "qk_norm_scope": "projection", "sliding_window": 4,
+             "layer_types": ("sliding", "full"), "rope_type": "yarn", "rope_factor": 2.0,
+             "rope_original_context": 16},
+            "olmo3 leaves its sliding layers unscaled",
+        ),
     ],
 )  # fmt: skip
 def test_a_model_no_family_describes_is_refused_before_writing(tmp_path, overrides, message):

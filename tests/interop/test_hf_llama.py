@@ -75,6 +75,7 @@ X = torch.randint(0, 101, (2, 40), generator=torch.Generator().manual_seed(7))
         {"head_dim": 16},  # heads wider than hidden / heads
         {"rope_scaling": LLAMA3_SCALING},
         {"rope_scaling": {"rope_type": "linear", "factor": 2.0}},
+        {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16}},
     ],
 )
 def test_logits_equal_transformers(tmp_path, overrides):
@@ -101,6 +102,17 @@ def test_logits_equal_transformers(tmp_path, overrides):
         ("qwen3", {"head_dim": 16}),  # 4 heads x 16 = 64 > hidden 32, as Qwen3-0.6B's 16 x 128 > 1024
         ("qwen3", {"head_dim": 16, "tie_word_embeddings": True}),
         ("qwen3", {"rope_scaling": {"rope_type": "linear", "factor": 2.0}}),
+        (
+            "qwen3",
+            {
+                "rope_scaling": {
+                    "rope_type": "yarn",
+                    "factor": 4.0,
+                    "original_max_position_embeddings": 16,
+                    "attention_factor": 1.2,
+                }
+            },
+        ),  # Qwen3's long-context recipe
         ("mistral", {"sliding_window": None}),  # Mistral with full attention is Llama's skeleton
         ("mistral", {"sliding_window": 8}),  # a window on every layer, 5 times shorter than the prompt
         ("mistral", {"sliding_window": None, "tie_word_embeddings": True, "head_dim": 16}),
@@ -197,7 +209,7 @@ BASE = {
         ({"num_local_experts": 8}, "mixture-of-experts"),
         ({"attention_sink_size": 4}, "attention sinks"),
         ({"model_type": "qwen3", "sliding_window": 4096, "use_sliding_window": True}, "sliding-window"),
-        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, "rope type 'yarn' is not supported"),
+        ({"rope_scaling": {"rope_type": "longrope", "factor": 4.0}}, "rope type 'longrope' is not supported"),
         ({"rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e4}}, "rope type 'dynamic'"),
         ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
         ({"attention_bias": True}, "attention_bias=true"),

@@ -59,6 +59,11 @@ def save_olmo(directory: Path, family: str = "olmo3", seed: int = 0, **overrides
             "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 500_000.0},
             "sliding_attention": {"rope_type": "default", "rope_theta": 10_000.0},
         }}),
+        ("olmo3", {"rope_parameters": {  # Olmo 3's long-context recipe: yarn on the full layers only
+            "full_attention": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16,
+                               "rope_theta": 500_000.0},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 500_000.0},
+        }}),
         ("olmo2", {}),
         ("olmo2", {"num_key_value_heads": 4, "rope_theta": 10_000.0}),
     ],
@@ -120,7 +125,11 @@ OLMO = {
         ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
         ({"attention_bias": True}, "attention_bias"),
         ({"layer_types": ["chunked_attention", "full_attention"]}, "chunked_attention"),
-        ({"rope_scaling": {"rope_type": "yarn", "factor": 8.0}}, "rope type 'yarn' is not supported"),
+        ({"rope_scaling": {"rope_type": "longrope", "factor": 8.0}}, "rope type 'longrope' is not supported"),
+        (
+            {"rope_scaling": {"rope_type": "yarn", "factor": 8.0}},
+            "yarn scaling has no 'original_max_position",
+        ),
         ({"num_experts": 64}, "mixture-of-experts"),
     ],
 )

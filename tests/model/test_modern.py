@@ -18,7 +18,7 @@ from scratchlm.model.attention import MultiHeadAttention
 from scratchlm.model.blocks import RMSNorm, SwiGLU
 from scratchlm.model.kv_cache import KVCache
 from scratchlm.model.lora import apply_lora, lora_modules
-from scratchlm.model.rope import apply_rotary, inverse_frequencies, rotary_angles
+from scratchlm.model.rope import apply_rotary, inverse_frequencies, rope_scale, rotary_angles
 from scratchlm.model.sizing import flops_per_token, kv_cache_bytes, parameter_count
 from tests.tiny import tiny_config, tiny_gpt
 
@@ -89,8 +89,20 @@ transformers = pytest.importorskip("transformers")
                 "rope_original_context": 64,
             },
         ),
+        # yarn, read by our importer (its attention factor resolved as transformers resolves it)
+        ({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64}, None),
+        (
+            {"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 256, "beta_fast": 16.0,
+             "beta_slow": 2.0, "attention_factor": 1.3, "truncate": False},
+            None,
+        ),
+        (
+            {"rope_type": "yarn", "factor": 16.0, "original_max_position_embeddings": 128, "mscale": 1.0,
+             "mscale_all_dim": 0.5},
+            None,
+        ),
     ],
-)
+)  # fmt: skip
 def test_rotary_equals_hugging_faces(scaling, ours):
     from transformers import LlamaConfig
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
@@ -102,20 +114,28 @@ def test_rotary_equals_hugging_faces(scaling, ours):
         rope_theta=500000.0,
         rope_scaling=scaling,
     )
-    cfg = modern(emb_dim=64, n_heads=2, n_kv_heads=None, rope_theta=500000.0, context_length=2048, **ours)
+    if ours is None:
+        from scratchlm.interop.hf_llama import rope_settings
+
+        ours = rope_settings(
+            {"rope_theta": 500000.0, "rope_scaling": scaling, "max_position_embeddings": 2048}
+        )
+    cfg = modern(**{"emb_dim": 64, "n_heads": 2, "n_kv_heads": None, "rope_theta": 500000.0, **ours},
+                 context_length=2048)  # fmt: skip
     hf_rope = LlamaRotaryEmbedding(hf_cfg)
     assert torch.allclose(hf_rope.inv_freq, inverse_frequencies(cfg), rtol=1e-6, atol=0)
+    assert rope_scale(cfg) == pytest.approx(hf_rope.attention_scaling, rel=1e-9)
     positions = torch.tensor([[0, 1, 5, 63, 100, 2047]])
     x = torch.randn(1, 2, 6, 32, generator=torch.Generator().manual_seed(1))
     cos, sin = hf_rope(x, positions)
     expected, _ = apply_rotary_pos_emb(x, x, cos, sin)
-    ours_cos, ours_sin = rotary_angles(inverse_frequencies(cfg), positions)
+    ours_cos, ours_sin = rotary_angles(inverse_frequencies(cfg), positions, rope_scale(cfg))
     assert torch.allclose(apply_rotary(x, ours_cos, ours_sin), expected, atol=1e-6)
 
 
 def test_an_unknown_rope_type_is_a_clear_error():
-    with pytest.raises(ScratchLMError, match=r"rope_type 'yarn' is not supported \(supported: default"):
-        modern(rope_type="yarn")
+    with pytest.raises(ScratchLMError, match=r"rope_type 'dynamic' is not supported \(supported: default"):
+        modern(rope_type="dynamic")
     with pytest.raises(ScratchLMError, match="even head_dim"):
         modern(head_size=7)
 

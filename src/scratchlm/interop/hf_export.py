@@ -107,6 +107,15 @@ def _rope(cfg: ModelConfig) -> dict[str, Any]:
     params: dict[str, Any] = {"rope_type": cfg.rope_type, "rope_theta": cfg.rope_theta}
     if cfg.rope_type in ("linear", "llama3"):
         params["factor"] = cfg.rope_factor
+    if cfg.rope_type == "yarn":
+        params.update(
+            factor=cfg.rope_factor,
+            original_max_position_embeddings=cfg.rope_original_context,
+            beta_fast=cfg.rope_beta_fast,
+            beta_slow=cfg.rope_beta_slow,
+            attention_factor=cfg.rope_attention_factor,
+            truncate=cfg.rope_truncate,
+        )
     if cfg.rope_type == "llama3":
         params.update(
             low_freq_factor=cfg.rope_low_freq_factor,
@@ -158,12 +167,17 @@ def config_to_hf_family(
         config["sliding_window"] = cfg.sliding_window
     layered = model_type in ("gemma3_text", "olmo3")
     if layered:
-        local = cfg.rope_local_theta if cfg.rope_local_theta is not None else cfg.rope_theta
-        if model_type == "olmo3" and (local != cfg.rope_theta or scaling is not None):
-            # transformers 4's Olmo 3 turns every layer by one rope: it cannot say this
+        if cfg.rope_local_theta is None and cfg.rope_type != "default" and "sliding" in cfg.kinds:
             raise ScratchLMError(
-                "an Olmo 3 whose sliding layers turn differently from its full ones (another base or a "
-                "scaling) cannot be written so that transformers 4 reads it the same"
+                f"the sliding layers turn with the full layers' {cfg.rope_type} scaling (rope_local_theta is "
+                f"unset): {model_type} leaves its sliding layers unscaled; set rope_local_theta"
+            )
+        local = cfg.rope_local_theta if cfg.rope_local_theta is not None else cfg.rope_theta
+        if model_type == "olmo3" and local != cfg.rope_theta:
+            # transformers 4's Olmo 3 turns its sliding layers at rope_theta, unscaled: it cannot say this
+            raise ScratchLMError(
+                f"an Olmo 3 whose sliding layers turn at another base ({local:g}) than its full ones "
+                f"({cfg.rope_theta:g}) cannot be written so that transformers 4 reads it the same"
             )
         config["rope_parameters"] = {
             "full_attention": rope,

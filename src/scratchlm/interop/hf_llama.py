@@ -88,6 +88,8 @@ def rope_settings(hf: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"rope_theta": float(theta), "rope_type": kind}
     if kind in ("linear", "llama3"):
         out["rope_factor"] = float(required(scaling, "factor", f"rope {kind} scaling"))
+    if kind == "yarn":
+        out.update(_yarn_settings(scaling, hf))
     if kind == "llama3":
         out["rope_low_freq_factor"] = float(required(scaling, "low_freq_factor", f"rope {kind} scaling"))
         out["rope_high_freq_factor"] = float(required(scaling, "high_freq_factor", f"rope {kind} scaling"))
@@ -95,6 +97,31 @@ def rope_settings(hf: dict[str, Any]) -> dict[str, Any]:
             required(scaling, "original_max_position_embeddings", f"rope {kind} scaling")
         )
     return out
+
+
+def _yarn_settings(scaling: dict[str, Any], hf: dict[str, Any]) -> dict[str, Any]:
+    """Our rope_* fields for a yarn scaling, its attention factor resolved as transformers resolves it (given,
+    or from `mscale`/`mscale_all_dim`, or 0.1 ln(factor) + 1)."""
+    import math
+
+    original = int(required(scaling, "original_max_position_embeddings", "rope yarn scaling"))
+    factor = scaling.get("factor") or required(hf, "max_position_embeddings") / original
+
+    def mscale(scale: float, m: float = 1.0) -> float:
+        return 1.0 if scale <= 1 else 0.1 * m * math.log(scale) + 1.0
+
+    attention = scaling.get("attention_factor")
+    if attention is None:
+        m, m_all = scaling.get("mscale"), scaling.get("mscale_all_dim")
+        attention = mscale(factor, m) / mscale(factor, m_all) if m and m_all else mscale(factor)
+    return {
+        "rope_factor": float(factor),
+        "rope_original_context": original,
+        "rope_beta_fast": float(scaling.get("beta_fast") or 32),
+        "rope_beta_slow": float(scaling.get("beta_slow") or 1),
+        "rope_attention_factor": float(attention),
+        "rope_truncate": bool(scaling.get("truncate", True)),
+    }
 
 
 # HF's per-layer-type names -> ours.

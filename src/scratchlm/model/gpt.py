@@ -15,7 +15,7 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.model.blocks import LayerNorm, RMSNorm, TransformerBlock, make_norm
 from scratchlm.model.embeddings import Embeddings
 from scratchlm.model.kv_cache import KVCache
-from scratchlm.model.rope import inverse_frequencies, local_inverse_frequencies, rotary_angles
+from scratchlm.model.rope import inverse_frequencies, local_inverse_frequencies, rope_scale, rotary_angles
 
 
 class GPT(nn.Module):
@@ -110,7 +110,8 @@ class GPT(nn.Module):
         }
         ropes = {kind: None for kind in masks}
         if cfg.positions == "rope":
-            ropes = {kind: rotary_angles(self.inv_freq, position_ids) for kind in masks}
+            scale = rope_scale(cfg)
+            ropes = {kind: rotary_angles(self.inv_freq, position_ids, scale) for kind in masks}
             if "sliding" in ropes and cfg.rope_local_theta is not None:
                 ropes["sliding"] = rotary_angles(self.inv_freq_local, position_ids)
         x = self.emb(token_ids, position_ids)

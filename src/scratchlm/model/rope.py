@@ -15,6 +15,10 @@ Longer contexts than a model was trained on stretch the angles (`rope_type`):
 - "llama3": only the slow frequencies (wavelengths longer than `original_context / low_freq_factor`) are
   divided by `factor`; the fast ones (shorter than `original_context / high_freq_factor`) are kept, and the
   ones between blend the two smoothly. Llama 3.1 and 3.2 ship with it.
+- "yarn" (Peng et al. 2023): the same idea counted in turns — pairs that turn more than `beta_fast` times
+  over the original context keep their frequency, pairs that turn less than `beta_slow` times are divided by
+  `factor`, a linear ramp between; and cos and sin are scaled by an attention factor (0.1 ln(factor) + 1),
+  which sharpens the softmax that longer contexts flatten. Olmo 3 and Qwen's long-context models use it.
 """
 
 from __future__ import annotations
@@ -34,7 +38,33 @@ def inverse_frequencies(cfg: ModelConfig) -> torch.Tensor:
         return inv_freq / cfg.rope_factor
     if cfg.rope_type == "llama3":
         return _llama3_scaling(inv_freq, cfg)
+    if cfg.rope_type == "yarn":
+        return _yarn_scaling(inv_freq, cfg)
     return inv_freq
+
+
+def rope_scale(cfg: ModelConfig) -> float:
+    """What cos and sin are multiplied by: yarn's attention factor, else 1."""
+    return cfg.rope_attention_factor if cfg.rope_type == "yarn" else 1.0
+
+
+def _yarn_scaling(inv_freq: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
+    D, base, original = cfg.head_dim, cfg.rope_theta, cfg.rope_original_context
+
+    def pair_turning(
+        turns: float,
+    ) -> float:  # the pair index that turns `turns` times over the original context
+        return D * math.log(original / (turns * 2 * math.pi)) / (2 * math.log(base))
+
+    low, high = pair_turning(cfg.rope_beta_fast), pair_turning(cfg.rope_beta_slow)
+    if cfg.rope_truncate:
+        low, high = math.floor(low), math.ceil(high)
+    low, high = max(low, 0), min(high, D - 1)
+    if low == high:
+        high += 0.001  # a ramp needs a width
+    ramp = ((torch.arange(D // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
+    keep = 1 - ramp  # 1: the original frequency (fast pairs), 0: divided by the factor (slow pairs)
+    return inv_freq / cfg.rope_factor * (1 - keep) + inv_freq * keep
 
 
 def local_inverse_frequencies(cfg: ModelConfig) -> torch.Tensor:
@@ -56,11 +86,16 @@ def _llama3_scaling(inv_freq: torch.Tensor, cfg: ModelConfig) -> torch.Tensor:
     return torch.where(slow, inv_freq / factor, torch.where(fast, inv_freq, between))
 
 
-def rotary_angles(inv_freq: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_angles(
+    inv_freq: torch.Tensor, position_ids: torch.Tensor, scale: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of every angle: position_ids (B or 1, T) -> two (B or 1, 1, T, head_dim) float32 tensors,
-    each pair's angle written twice (once per half), ready to broadcast over the heads."""
+    each pair's angle written twice (once per half), ready to broadcast over the heads; times `scale`
+    (yarn's attention factor)."""
     angles = position_ids[:, :, None].float() * inv_freq[None, None, :].float()  # (B, T, D/2)
     angles = torch.cat([angles, angles], dim=-1)[:, None]  # (B, 1, T, D)
+    if scale != 1.0:
+        return angles.cos() * scale, angles.sin() * scale
     return angles.cos(), angles.sin()
 
 
