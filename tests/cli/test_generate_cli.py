@@ -102,3 +102,24 @@ def test_errors_are_one_line(model_dir, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("scratchlm: error: ") and err.count("\n") == 1 and message in err
+
+
+def test_generate_and_chat_share_one_sampling_vocabulary():
+    """The same names for the same ideas: generate and chat take one sampling group (defaults differ only
+    where the uses do), and serve's request cap is named as a cap."""
+    import argparse
+
+    from scratchlm.cli import chat, generate, serve
+
+    def flags(module) -> dict[str, argparse.Action]:
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        return {option: action for action in parser._actions for option in action.option_strings}
+
+    sampling = ["--max-new-tokens", "--max-tokens", "--temperature", "--top-k", "--top-p"]
+    sampling += ["--repetition-penalty", "--seed"]
+    gen, talk = flags(generate), flags(chat)
+    for name in sampling:
+        assert gen[name].dest == talk[name].dest, name
+    assert gen["--temperature"].default == 0.0 and talk["--temperature"].default == 0.7
+    assert flags(serve)["--max-tokens-cap"].dest == "max_tokens"

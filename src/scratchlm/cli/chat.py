@@ -10,18 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scratchlm.cli.options import add_dtype_argument
+from scratchlm.cli.options import add_dtype_argument, add_sampling_arguments, sampling_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", required=True, help="model or run directory, or a Hub name")
     parser.add_argument("--template", help="alpaca, chatml or phi3 (default: the model's own, else none)")
     parser.add_argument("--system", help="a system message")
-    parser.add_argument("--temperature", "-T", type=float, default=0.7)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=None)
+    add_sampling_arguments(parser, temperature=0.7, top_p=0.95, max_new_tokens=256)
     parser.add_argument(
         "--inspect", action="store_true", help="each token with its probability and alternatives"
     )
@@ -33,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from scratchlm.config import GenerateConfig
     from scratchlm.data.templates import get_template, load_template
     from scratchlm.device import pick_device
     from scratchlm.errors import ScratchLMError
@@ -46,13 +41,7 @@ def run(args: argparse.Namespace) -> int:
     template = get_template(args.template) if args.template else None
     if template is None and Path(args.model).is_dir():
         template = load_template(args.model)
-    config = GenerateConfig(
-        max_new_tokens=args.max_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-    )
+    config = sampling_config(args)
     session = ChatSession(model.to(pick_device(args.device)).eval(), tokenizer, template, config, args.system)
     interactive = sys.stdin.isatty()
     mode = f"template {template.name}" if template else "no chat template: completion mode"

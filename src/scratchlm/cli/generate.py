@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from scratchlm.cli.options import add_dtype_argument
+from scratchlm.cli.options import add_dtype_argument, add_sampling_arguments, sampling_config
 from scratchlm.config import GenerateConfig
 from scratchlm.device import pick_device
 from scratchlm.errors import ScratchLMError
@@ -18,12 +18,7 @@ from scratchlm.generate.generate import stream_text
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", "-m", required=True, help="model directory, or a Hub name such as gpt2")
     parser.add_argument("--prompt", "-p", help="the text to continue (default: stdin)")
-    parser.add_argument("--max-new-tokens", "-n", type=int, default=50)
-    parser.add_argument("--temperature", "-T", type=float, default=0.0, help="0 = greedy (default)")
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--top-p", type=float, default=None)
-    parser.add_argument("--repetition-penalty", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=None)
+    add_sampling_arguments(parser, temperature=0.0, top_p=None, max_new_tokens=50)
     parser.add_argument(
         "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
     )
@@ -42,16 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = GenerateConfig(
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        repetition_penalty=args.repetition_penalty,
-        seed=args.seed,
-        stop=tuple(args.stop),
-        stop_at_eos=not args.ignore_eos,
-        use_cache=not args.no_cache,
+    config = sampling_config(
+        args, stop=tuple(args.stop), stop_at_eos=not args.ignore_eos, use_cache=not args.no_cache
     )
     prompt = args.prompt
     if prompt is None:

@@ -7,6 +7,46 @@ import argparse
 from scratchlm.errors import ScratchLMError
 
 
+def add_sampling_arguments(
+    parser: argparse.ArgumentParser, temperature: float, top_p: float | None, max_new_tokens: int
+) -> None:
+    """How each next token is picked, with the same names in generate and chat (serve takes them per
+    request, the judge from its config): the defaults differ only where the commands' uses do (a continuation
+    is greedy, a conversation samples)."""
+    group = parser.add_argument_group("sampling")
+    group.add_argument(
+        "--max-new-tokens", "-n", "--max-tokens", dest="max_new_tokens", type=int, default=max_new_tokens,
+        metavar="N",
+        help=f"tokens to generate at most (default {max_new_tokens}; --max-tokens is the same)",
+    )  # fmt: skip
+    group.add_argument(
+        "--temperature", "-T", type=float, default=temperature, help=f"0 = greedy (default {temperature:g})"
+    )
+    group.add_argument(
+        "--top-k", type=int, default=None, help="sample among the k most likely (default: all)"
+    )
+    group.add_argument(
+        "--top-p", type=float, default=top_p, help=f"nucleus sampling mass (default {top_p or 'off'})"
+    )
+    group.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats")
+    group.add_argument("--seed", type=int, default=None, help="for reproducible sampling")
+
+
+def sampling_config(args: argparse.Namespace, **settings):
+    """The GenerateConfig the sampling options describe (plus `settings`: stops, EOS, cache)."""
+    from scratchlm.config import GenerateConfig
+
+    return GenerateConfig(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+        **settings,
+    )
+
+
 def add_dtype_argument(parser: argparse.ArgumentParser) -> None:
     """--dtype: the weights' type when a model is loaded to run (generate, chat, serve)."""
     parser.add_argument(

@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="the model id clients use (default: the directory's name)")
     parser.add_argument("--max-batch", type=int, default=8, help="requests decoded together (default 8)")
     parser.add_argument("--max-queue", type=int, default=64, help="waiting requests before 503 (default 64)")
-    parser.add_argument("--max-tokens", type=int, default=None, help="cap on max_tokens (default: context)")
+    parser.add_argument(
+        "--max-tokens-cap", "--max-tokens", dest="max_tokens", type=int, default=None, metavar="N",
+        help="the most tokens a request may ask for (default: the context)",
+    )  # fmt: skip
     parser.add_argument(
         "--max-body-bytes", type=int, default=1 << 20, help="request size cap (default 1 MiB)"
     )
