@@ -19,7 +19,7 @@ from typing import Any
 
 from scratchlm.config import ModelConfig
 from scratchlm.errors import ScratchLMError
-from scratchlm.interop.hf_llama import LAYER_TYPES, layered_rope, required
+from scratchlm.interop.hf_llama import layer_kinds, layered_rope, required, shape_settings
 
 
 def gemma3_rope(hf: dict[str, Any]) -> dict[str, Any]:
@@ -44,28 +44,11 @@ def config_from_hf_gemma3(hf: dict[str, Any]) -> ModelConfig:
     if types is None:  # transformers 4: every `sliding_window_pattern`-th layer is full, the rest slide
         pattern = int(hf.get("sliding_window_pattern", 6))
         types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(layers)]
-    unknown = sorted(set(types) - set(LAYER_TYPES))
-    if unknown:
-        raise ScratchLMError(f"config.json: layer_types {unknown} are not supported")
-    heads = required(hf, "num_attention_heads")
-    head_dim = hf.get("head_dim", 256)
-    hidden = required(hf, "hidden_size")
+    kinds = layer_kinds(types)
     return ModelConfig(
-        vocab_size=required(hf, "vocab_size"),
-        context_length=hf.get("max_position_embeddings", 131_072),
-        emb_dim=hidden,
-        n_heads=heads,
-        n_kv_heads=hf.get("num_key_value_heads") or heads,
-        n_layers=layers,
-        head_size=head_dim if head_dim * heads != hidden else None,
-        ff_dim=required(hf, "intermediate_size"),
-        dropout=float(hf.get("attention_dropout") or 0.0),
+        **shape_settings(hf, context=131_072, tied=True, head_dim=256),
         qkv_bias=False,
         qk_norm=True,
-        bias=False,
-        tie_embeddings=bool(hf.get("tie_word_embeddings", True)),
-        norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-        positions="rope",
         norm="rmsnorm_offset",
         mlp="geglu",
         norm_placement="sandwich",
@@ -75,7 +58,7 @@ def config_from_hf_gemma3(hf: dict[str, Any]) -> ModelConfig:
         # null): neither do we, so that the same weights give the same logits.
         attn_softcap=None,
         logit_softcap=hf.get("final_logit_softcapping"),
-        sliding_window=hf.get("sliding_window", 4096) if "sliding_attention" in types else None,
-        layer_types=tuple(LAYER_TYPES[t] for t in types),
+        sliding_window=hf.get("sliding_window", 4096) if "sliding" in kinds else None,
+        layer_types=kinds,
         **gemma3_rope(hf),
     )

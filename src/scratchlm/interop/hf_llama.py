@@ -149,6 +149,40 @@ def layered_rope(hf: dict[str, Any], theta: float, local_theta: float) -> dict[s
     return out
 
 
+def shape_settings(
+    hf: dict[str, Any], context: int, tied: bool, head_dim: int | None = None
+) -> dict[str, Any]:
+    """The ModelConfig fields every Llama-family config.json spells alike: sizes, heads (an explicit
+    `head_dim`, else `head_dim` or hidden / heads), dropout, norm eps, tying (`tied`: the family's default),
+    rotary positions, no biases outside q/k/v. `context` is the family's default max_position_embeddings."""
+    heads = required(hf, "num_attention_heads")
+    hidden = required(hf, "hidden_size")
+    head_dim = hf.get("head_dim") or head_dim or hidden // heads
+    return {
+        "vocab_size": required(hf, "vocab_size"),
+        "context_length": hf.get("max_position_embeddings", context),
+        "emb_dim": hidden,
+        "n_heads": heads,
+        "n_kv_heads": hf.get("num_key_value_heads") or heads,
+        "n_layers": required(hf, "num_hidden_layers"),
+        "head_size": head_dim if head_dim * heads != hidden else None,
+        "ff_dim": required(hf, "intermediate_size"),
+        "dropout": float(hf.get("attention_dropout") or 0.0),
+        "bias": False,
+        "tie_embeddings": bool(hf.get("tie_word_embeddings", tied)),
+        "norm_eps": float(hf.get("rms_norm_eps", 1e-6)),
+        "positions": "rope",
+    }
+
+
+def layer_kinds(types: list[str]) -> tuple[str, ...]:
+    """Our layer kinds for HF's `layer_types` ("full_attention", "sliding_attention"); others refused."""
+    unknown = sorted(set(types) - set(LAYER_TYPES))
+    if unknown:
+        raise ScratchLMError(f"config.json: layer_types {unknown} are not supported")
+    return tuple(LAYER_TYPES[t] for t in types)
+
+
 def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
     """Our ModelConfig for a Llama-family config.json; a feature we do not build is a clear error."""
     model_type = hf.get("model_type")
@@ -189,24 +223,10 @@ def config_from_hf_llama(hf: dict[str, Any]) -> ModelConfig:
         )
     if hf.get("pretraining_tp", 1) != 1:
         raise ScratchLMError("config.json: pretraining_tp > 1 is not supported")
-    heads = required(hf, "num_attention_heads")
-    head_dim = hf.get("head_dim") or required(hf, "hidden_size") // heads
     return ModelConfig(
-        vocab_size=required(hf, "vocab_size"),
-        context_length=hf.get("max_position_embeddings", 2048),
-        emb_dim=required(hf, "hidden_size"),
-        n_heads=heads,
-        n_kv_heads=hf.get("num_key_value_heads") or heads,
-        n_layers=required(hf, "num_hidden_layers"),
-        head_size=head_dim if head_dim * heads != required(hf, "hidden_size") else None,
-        ff_dim=required(hf, "intermediate_size"),
-        dropout=float(hf.get("attention_dropout", 0.0)),
+        **shape_settings(hf, context=2048, tied=False),
         qkv_bias=model_type == "qwen2",  # Qwen2 always has q/k/v biases (no config key says so)
         qk_norm=model_type == "qwen3",
-        bias=False,
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-        norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-        positions="rope",
         norm="rmsnorm",
         mlp="swiglu",
         sliding_window=window,

@@ -16,7 +16,7 @@ from typing import Any
 
 from scratchlm.config import ModelConfig
 from scratchlm.errors import ScratchLMError
-from scratchlm.interop.hf_llama import LAYER_TYPES, layered_rope, required, rope_settings
+from scratchlm.interop.hf_llama import layer_kinds, layered_rope, required, rope_settings, shape_settings
 
 
 def config_from_hf_olmo(hf: dict[str, Any]) -> ModelConfig:
@@ -34,39 +34,22 @@ def config_from_hf_olmo(hf: dict[str, Any]) -> ModelConfig:
         types = hf.get("layer_types") or [
             "sliding_attention" if (i + 1) % 4 else "full_attention" for i in range(layers)
         ]
-    unknown = sorted(set(types) - set(LAYER_TYPES))
-    if unknown:
-        raise ScratchLMError(f"config.json: layer_types {unknown} are not supported")
-    if window is None and "sliding_attention" in types:
+    kinds = layer_kinds(types)
+    if window is None and "sliding" in kinds:
         raise ScratchLMError("config.json: sliding layers without a sliding_window")
     theta = float(hf.get("rope_theta", 500_000.0 if olmo3 else 10_000.0))
     rope = layered_rope(hf, theta, theta) if olmo3 else rope_settings(hf)
     if olmo3 and rope["rope_type"] == "default" and rope["rope_local_theta"] == rope["rope_theta"]:
         rope["rope_local_theta"] = None  # every layer turns alike
-    heads = required(hf, "num_attention_heads")
-    hidden = required(hf, "hidden_size")
-    head_dim = hf.get("head_dim") or hidden // heads
     return ModelConfig(
-        vocab_size=required(hf, "vocab_size"),
-        context_length=hf.get("max_position_embeddings", 4096),
-        emb_dim=hidden,
-        n_heads=heads,
-        n_kv_heads=hf.get("num_key_value_heads") or heads,
-        n_layers=layers,
-        head_size=head_dim if head_dim * heads != hidden else None,
-        ff_dim=required(hf, "intermediate_size"),
-        dropout=float(hf.get("attention_dropout") or 0.0),
+        **shape_settings(hf, context=4096, tied=False),
         qkv_bias=False,
         qk_norm=True,
         qk_norm_scope="projection",
-        bias=False,
-        tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
-        norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
-        positions="rope",
         norm="rmsnorm",
         mlp="swiglu",
         norm_placement="post",
-        sliding_window=window if "sliding_attention" in types else None,
-        layer_types=tuple(LAYER_TYPES[t] for t in types) if "sliding_attention" in types else None,
+        sliding_window=window if "sliding" in kinds else None,
+        layer_types=kinds if "sliding" in kinds else None,
         **rope,
     )
