@@ -197,6 +197,11 @@ def test_a_classifier_answers_classify_only(tmp_path, trained):
         status, body = raw(url, "/v1/completions", {"prompt": "hi"}, key=None)
         assert status == 400 and json.loads(body)["error"]["code"] == "not_a_language_model"
         assert json.loads(raw(url, "/v1/models", key=None)[1])["data"][0]["context_length"] == 32
+    # serve --dtype bf16 applies to a classifier too: its weights in bf16, probabilities still float32
+    bf16 = build_service(str(tmp_path / "clf"), dtype="bf16").classifier
+    assert bf16.model.out_head.weight.dtype == torch.bfloat16
+    probabilities = bf16.probabilities(["free prize"])
+    assert probabilities.dtype == torch.float32 and probabilities.sum().item() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_classify_on_a_language_model_is_404(client, server):

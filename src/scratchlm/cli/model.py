@@ -37,11 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     diff.set_defaults(run=run_diff)
 
 
+def _scaling(cfg: ModelConfig) -> str:
+    return "" if cfg.rope_type == "default" else f", {cfg.rope_type} scaling x{cfg.rope_factor:g}"
+
+
 def describe(cfg: ModelConfig) -> str:
     """The architecture in words, GPT-2's parts and the modern ones alike."""
     if cfg.positions == "rope":
-        scaling = "" if cfg.rope_type == "default" else f", {cfg.rope_type} scaling x{cfg.rope_factor:g}"
-        positions = f"rotary positions (theta {cfg.rope_theta:,.0f}{scaling})"
+        positions = f"rotary positions (theta {cfg.rope_theta:,.0f}{_scaling(cfg)})"
     else:
         positions = "learned positions"
     norm = {"rmsnorm": "RMSNorm", "rmsnorm_offset": "RMSNorm (gain 1 + w)"}.get(cfg.norm, "LayerNorm")
@@ -90,9 +93,8 @@ def find_config(spec: str) -> tuple[ModelConfig, str]:
 def aspects(cfg: ModelConfig) -> dict[str, str]:
     """The architecture in parts, each in words: what `model diff` compares."""
     if cfg.positions == "rope":
-        scaling = "" if cfg.rope_type == "default" else f", {cfg.rope_type} scaling x{cfg.rope_factor:g}"
         local = f"; sliding layers {cfg.rope_local_theta:,.0f}" if cfg.rope_local_theta is not None else ""
-        positions = f"rotary, theta {cfg.rope_theta:,.0f}{scaling}{local}"
+        positions = f"rotary, theta {cfg.rope_theta:,.0f}{_scaling(cfg)}{local}"
     else:
         positions = f"learned, {cfg.context_length:,} positions"
     norm = {"rmsnorm": "RMSNorm", "rmsnorm_offset": "RMSNorm, gain 1 + w"}.get(cfg.norm, "LayerNorm")

@@ -12,7 +12,7 @@ import torch
 
 from scratchlm.data.classification import encode_texts, iter_batches
 from scratchlm.device import pick_device
-from scratchlm.formats.model_files import load_classifier
+from scratchlm.formats.model_files import cast_model, load_classifier, weight_dtype
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import classify_logits
 from scratchlm.precision import autocast
@@ -68,9 +68,11 @@ class Classifier:
         self.pad_id = tokenizer.eot_id if tokenizer.eot_id is not None else 0
 
     @classmethod
-    def from_dir(cls, path: str | Path, device: str = "auto") -> Classifier:
-        """From a classifier directory or the run directory of `scratchlm finetune classify`."""
+    def from_dir(cls, path: str | Path, device: str = "auto", dtype: str | None = None) -> Classifier:
+        """From a classifier directory or the run directory of `scratchlm finetune classify`, its weights
+        in `dtype` (fp32 by default, bf16 or fp16)."""
         model, tokenizer, config = load_classifier(path)
+        cast_model(model, weight_dtype(dtype))
         return cls(model, tokenizer, config["labels"], config["max_length"], pick_device(device))
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 32) -> torch.Tensor:

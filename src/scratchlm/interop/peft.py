@@ -17,7 +17,6 @@ block-diagonal: again exactly their sum, with alpha scaled so that each keeps PE
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import re
@@ -196,6 +195,7 @@ FAMILY_TARGETS = {  # our target -> the transformers modules PEFT targets for it
     "ff_out": ("down_proj",),
     "head": ("lm_head",),
 }
+QKV_MODULES = FAMILY_TARGETS["qkv"]
 # our module path inside a block -> transformers' (q/k/v share our fused qkv)
 FAMILY_MODULES = {
     "att.out_proj": "self_attn.o_proj",
@@ -220,9 +220,7 @@ def _family_parts(
     prefix = f"model.layers.{m.group(1)}."
     if m.group(2) == "att.qkv":
         sizes = model.trf_blocks[int(m.group(1))].att.sizes
-        return [
-            (f"{prefix}self_attn.{p}", A, b) for p, b in zip(("q_proj", "k_proj", "v_proj"), B.split(sizes))
-        ]
+        return [(f"{prefix}self_attn.{p}", A, b) for p, b in zip(QKV_MODULES, B.split(sizes))]
     return [(prefix + FAMILY_MODULES[m.group(2)], A, B)]
 
 
@@ -266,17 +264,15 @@ def _family_tensors(model, cfg: LoRAConfig, tensors: dict[str, torch.Tensor]) ->
         layer = modules.get(name)
         if layer is None:
             raise ScratchLMError(f"adapter tensors for block {block}, which the adapter's layers leave out")
-        present = [p for p in ("q_proj", "k_proj", "v_proj") if p in parts]
+        present = [p for p in QKV_MODULES if p in parts]
         A = torch.cat([parts[p]["lora_A"] for p in present])
         B = torch.zeros(layer.base.out_features, A.shape[0], dtype=A.dtype)
-        offsets = dict(
-            zip(("q_proj", "k_proj", "v_proj"), [0, *itertools.accumulate(layer_sizes(model, block))])
-        )
-        column = 0
-        for p in present:
-            b = parts[p]["lora_B"]
-            B[offsets[p] : offsets[p] + b.shape[0], column : column + b.shape[1]] = b
-            column += b.shape[1]
+        column = 0  # each projection's rows of B (views into it) get its own columns, the rest stays 0
+        for p, rows in zip(QKV_MODULES, B.split(model.trf_blocks[int(block)].att.sizes)):
+            if p in parts:
+                b = parts[p]["lora_B"]
+                rows[:, column : column + b.shape[1]] = b
+                column += b.shape[1]
         n = len(present)
         alpha = cfg.alpha * (math.sqrt(n) if cfg.rslora else n)
         parent, _, attr = name.rpartition(".")
@@ -288,11 +284,6 @@ def _family_tensors(model, cfg: LoRAConfig, tensors: dict[str, torch.Tensor]) ->
             block = name.split(".")[1]
             raise ScratchLMError(f"the adapter has no q/k/v tensors for block {block}")
     return ours
-
-
-def layer_sizes(model, block: str) -> list[int]:
-    """The q, k and v widths of a block's fused projection."""
-    return list(model.trf_blocks[int(block)].att.sizes)
 
 
 def _is_gpt2_key(key: str) -> bool:

@@ -109,9 +109,9 @@ class GPT(nn.Module):
             for kind in set(kinds)
         }
         ropes = {kind: None for kind in masks}
-        if cfg.positions == "rope":
-            scale = rope_scale(cfg)
-            ropes = {kind: rotary_angles(self.inv_freq, position_ids, scale) for kind in masks}
+        if cfg.positions == "rope":  # one set of angles, and the sliding layers' own where they turn apart
+            angles = rotary_angles(self.inv_freq, position_ids, rope_scale(cfg))
+            ropes = {kind: angles for kind in masks}
             if "sliding" in ropes and cfg.rope_local_theta is not None:
                 ropes["sliding"] = rotary_angles(self.inv_freq_local, position_ids)
         x = self.emb(token_ids, position_ids)

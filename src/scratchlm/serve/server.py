@@ -37,7 +37,7 @@ def build_service(
     if path.is_dir() and classifier_dir(path) is not None:
         from scratchlm.generate.classifier import Classifier
 
-        classifier = Classifier.from_dir(path, device=device)
+        classifier = Classifier.from_dir(path, device=device, dtype=dtype)
         return Service(None, classifier.tokenizer, name, classifier=classifier)
     model, tokenizer = load_model(spec, dtype)
     if tokenizer is None:

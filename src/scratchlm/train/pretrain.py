@@ -85,7 +85,7 @@ class PretrainTask:
         elif cfg.data.tokenizer is not None:
             tokenizer = load_tokenizer(cfg.data.tokenizer)
         else:
-            tokenizer = own or load_tokenizer("gpt2")
+            tokenizer = own if own is not None else load_tokenizer("gpt2")
         if cfg.data.shards:
             T = window_length(cfg)
             self.batches = ShardDataset(cfg.data.shards, "train", context_length=T, seed=cfg.train.seed)
