@@ -29,8 +29,9 @@ import torch
 from benchmarks.common import ROOT, append_result, print_table, run_info, wait_for_quiet
 from scratchlm import config as configs
 from scratchlm.model.gpt import GPT
-from scratchlm.serve.app import Limits, Service
+from scratchlm.serve.app import Service
 from scratchlm.serve.engine import Engine
+from scratchlm.serve.openai_api import Limits
 from scratchlm.serve.server import BackgroundServer
 from scratchlm.tokenizer import Tokenizer
 

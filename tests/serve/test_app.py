@@ -13,8 +13,9 @@ import torch
 from scratchlm.config import GenerateConfig
 from scratchlm.data.templates import get_template
 from scratchlm.generate.generate import generate_text
-from scratchlm.serve.app import Limits, Service
+from scratchlm.serve.app import Service
 from scratchlm.serve.engine import Engine
+from scratchlm.serve.openai_api import Limits
 from scratchlm.serve.server import BackgroundServer
 from tests.tiny import tiny_gpt
 

@@ -55,7 +55,7 @@ def test_base_model_transcript(model, trained):
         text, stops = s.render([{"role": "user", "content": "hi"}])
     finally:
         s.close()
-    assert text == "System: Be terse.\nUser: hi\nAssistant:" and stops == ("\nUser:",)
+    assert text == "System: Be terse.\nUser: hi\nAssistant:" and stops == ("\nUser:", "\nSystem:")
 
 
 def test_slash_commands(session):

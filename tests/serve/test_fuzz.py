@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from scratchlm.serve.app import Limits
+from scratchlm.serve.openai_api import Limits
 from scratchlm.serve.server import BackgroundServer
 
 schemathesis = pytest.importorskip("schemathesis")

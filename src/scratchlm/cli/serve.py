@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scratchlm.errors import ScratchLMError
-    from scratchlm.serve.app import Limits
+    from scratchlm.serve.openai_api import Limits
     from scratchlm.serve.server import build_service, check_exposure, serve
 
     if args.max_batch < 1 or args.max_queue < 1:

@@ -1,5 +1,6 @@
 """A multi-turn conversation with a model: history rendered with the model's chat template (or a plain
-transcript for a base model), trimmed to the context window, settings changed with slash commands.
+transcript for a base model) by the renderer the server uses (`serve.conversation`), trimmed to the context
+window, settings changed with slash commands.
 
 `ChatSession.reply(text)` yields `TokenEvent`s (each with the model's probability of the token and its most
 likely alternatives, for `scratchlm chat --inspect`) and keeps the reply in the history. Generation runs
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from scratchlm.config import GenerateConfig
 from scratchlm.data.templates import encode_prompt
 from scratchlm.errors import ScratchLMError
+from scratchlm.serve.conversation import render_conversation
 from scratchlm.serve.engine import Done, Engine, Request, TokenEvent
 
 HELP = """commands:
@@ -88,14 +90,10 @@ class ChatSession:
 
     # ---- the conversation -------------------------------------------------------------------------------
     def render(self, messages: list[dict]) -> tuple[str, tuple[str, ...]]:
-        """The prompt text for `messages` and the stop strings that end the assistant's turn."""
+        """The prompt text for `messages` (after the system message) and the stop strings that end the
+        assistant's turn: the renderer `scratchlm serve` uses too."""
         system = [{"role": "system", "content": self.system}] if self.system else []
-        if self.template is None:  # a base model: a transcript it can continue
-            text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in system + messages)
-            return text + "Assistant:", ("\nUser:",)
-        if self.template.name == "alpaca":  # one instruction at a time: the latest question
-            messages = messages[-1:]
-        return self.template.generation_prompt(system + messages), tuple(self.template.stop)
+        return render_conversation(system + messages, self.template)
 
     def _fit(self, messages: list[dict]) -> tuple[list[int], tuple[str, ...], int]:
         """Prompt ids that leave room for a reply, dropping the oldest exchanges as needed."""

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from scratchlm.device import pick_device
 from scratchlm.errors import ScratchLMError
-from scratchlm.serve.app import Limits, Service, create_app
+from scratchlm.serve.app import Service, create_app
 from scratchlm.serve.engine import Engine
+from scratchlm.serve.openai_api import Limits
 
 log = logging.getLogger("scratchlm.serve")
 
