@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
     {"train"},
     {"finetune"},
     {"report"},
-    {"pipeline"},
+    {"demo"},
     {"cli", "__main__"},
 ]
 LEVEL = {name: level for level, names in enumerate(LAYERS) for name in names}

@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from scratchlm.cli.main import main
-from scratchlm.cli.tokenizer import parse_ids, render_tokens
+from scratchlm.cli.tokenizer import parse_ids
 from scratchlm.errors import ScratchLMError
 from scratchlm.formats.tokenizer_files import load_tokenizer
+from scratchlm.tokenizer.display import render_tokens
 
 
 @pytest.fixture(scope="module")

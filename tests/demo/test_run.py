@@ -10,8 +10,11 @@ from collections import Counter
 
 import pytest
 
+from scratchlm.demo import DemoConfig, run_demo
+from scratchlm.demo.config import STAGE_NAMES
+from scratchlm.demo.corpus import corpus, val_fraction
+from scratchlm.demo.stages import STAGES, before_after
 from scratchlm.errors import ScratchLMError
-from scratchlm.pipeline import DemoConfig, _before_after, run_demo
 from tests.browser import CHROMIUM, DRIVER, chromium, render_page
 
 pytestmark = pytest.mark.slow
@@ -31,9 +34,13 @@ def test_every_stage_on_a_tiny_budget(tmp_path, monkeypatch, capsys):
     )
     check_the_classifier(tmp_path, results["classify"], said)
     scores = results["instruct"]
-    assert scores["response_ppl"]["after"] > 0
-    for key in ("rouge_l", "first_clause_match", "exact_match"):
+    saved = json.loads((tmp_path / "instruct" / "eval.json").read_text())
+    assert scores["response_ppl"] == saved["test_response_ppl"] and scores["response_ppl"]["after"] > 0
+    for key in ("rouge_l", "first_clause_match", "exact_match"):  # the run's own scores, before and after
+        assert scores[key] == {"before": saved["before"][key], "after": saved[key]}
         assert 0 <= scores[key]["before"] <= 1 and 0 <= scores[key]["after"] <= 1
+    responses = json.loads((tmp_path / "instruct" / "responses.json").read_text())
+    assert len(responses) == saved["responses"] == 24 and all("response_before" in r for r in responses)
     assert len(results["chat"]["answers"]) == 3
     assert (tmp_path / "instruct" / "model" / "chat_template.json").is_file()
     assert json.loads((tmp_path / "demo.json").read_text()).keys() == results.keys()
@@ -104,9 +111,19 @@ def render_in_a_browser(page, screenshot):
         assert browser.find_element("tag name", "h1").text == "scratchlm demo"
 
 
+def test_the_stage_table_runs_each_stage_after_what_it_needs():
+    assert tuple(stage.name for stage in STAGES) == STAGE_NAMES
+    for stage in STAGES:
+        assert all(STAGE_NAMES.index(need) < STAGE_NAMES.index(stage.name) for need in stage.needs)
+
+
 def test_a_stage_without_its_inputs_says_what_to_run(tmp_path):
     with pytest.raises(ScratchLMError, match="--stage pretrain"):
         run_demo(DemoConfig(out=tmp_path, stages=("classify",), say=lambda s: None))
+    with pytest.raises(
+        ScratchLMError, match=r"instruct/model is missing: run `scratchlm demo --stage instruct`"
+    ):
+        run_demo(DemoConfig(out=tmp_path, stages=("chat",), say=lambda s: None))
     with pytest.raises(ScratchLMError, match="unknown stage"):
         run_demo(DemoConfig(out=tmp_path, stages=("deploy",)))
     with pytest.raises(ScratchLMError, match="positive"):
@@ -117,8 +134,8 @@ def test_a_stage_without_its_inputs_says_what_to_run(tmp_path):
 
 
 def test_scores_from_an_older_demo_json_still_report():
-    assert _before_after({"before": 0.25, "after": 0.5}, ".2f") == "0.25 -> 0.50"
-    assert _before_after(0.5, ".2f") == "n/a -> 0.50"  # demo.json before scores had a before
+    assert before_after({"before": 0.25, "after": 0.5}, ".2f") == "0.25 -> 0.50"
+    assert before_after(0.5, ".2f") == "n/a -> 0.50"  # demo.json before scores had a before
 
 
 def test_the_tokenizer_can_learn_the_source_code_too(tmp_path):
@@ -139,19 +156,18 @@ def test_the_tokenizer_can_learn_the_source_code_too(tmp_path):
 
 def test_validation_is_the_same_documentation_with_or_without_the_code(tmp_path):
     from scratchlm.formats.tokenizer_files import load_tokenizer
-    from scratchlm.pipeline import _corpus, _val_fraction
 
     tails = []
     for source in (None, 0.3):
         cfg = DemoConfig(out=tmp_path / str(source), stages=("tokenize",), vocab_size=300, with_source=source)
         run_demo(cfg)
-        text = _corpus(cfg).read_text()
+        text = corpus(cfg).read_text()
         tokenizer = load_tokenizer(cfg.out / "tokenizer")
         ids = tokenizer.encode_ordinary(text)
-        cut = int(len(ids) * (1 - _val_fraction(cfg, tokenizer, text)))
+        cut = int(len(ids) * (1 - val_fraction(cfg, tokenizer, text)))
         tails.append(tokenizer.decode(ids[cut:]))
     assert abs(len(tails[0]) - len(tails[1])) < 20 and tails[0][-50_000:] == tails[1][-50_000:]
-    assert 0.045 < len(tails[0]) / len(_corpus(DemoConfig(out=tmp_path / "None")).read_text()) < 0.055
+    assert 0.045 < len(tails[0]) / len(corpus(DemoConfig(out=tmp_path / "None")).read_text()) < 0.055
 
 
 def test_pretraining_on_a_named_dataset(tmp_path, monkeypatch):
