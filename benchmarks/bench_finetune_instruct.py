@@ -113,7 +113,7 @@ def main() -> None:
         rows.append(
             [
                 name,
-                f"{r['trainable_parameters']['share']:.1%}",
+                f"{r['parameters']['share']:.1%}",
                 r["train_seconds"],
                 r["generate_seconds"],
                 r["best_val_loss"],

@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # sits with inference, below eval and training: it uses generation and classifier inference, nothing that
 # trains, and nothing below the pipeline uses it.
 LAYERS: list[set[str]] = [
-    {"errors", "files", "device", "config", "precision"},
+    {"errors", "files", "device", "config", "precision", "results"},
     {"tokenizer", "scratchlm"},  # scratchlm/__init__.py re-exports the tokenizer
     {"model"},
     {"interop"},

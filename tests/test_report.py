@@ -201,6 +201,22 @@ def test_instruction_report_with_a_judge(instruct_run):
     assert_static(page, images=2)  # loss.png, lr.png
 
 
+def test_a_result_file_that_departs_from_its_declaration_is_named_not_fatal(classify_run, tmp_path):
+    """eval.json is read by the names scratchlm.results declares: one from another version (here without
+    its macro scores) leaves the numbers out and says where it departs, instead of failing the report."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(classify_run[0], run)
+    saved = json.loads((run / "eval.json").read_text())
+    del saved["test"]["macro"]
+    (run / "eval.json").write_text(json.dumps(saved))
+    write_report(run)
+    md = read(run, "report.md")
+    assert "## Result file" in md and "test.macro: missing" in md
+    assert "Test evaluation" not in md and "| train loss |" in md  # the metrics still report
+
+
 def test_any_metrics_directory_and_clear_failures(tmp_path, capsys):
     (tmp_path / "metrics.jsonl").write_text(
         "".join(json.dumps({"time": 100.0 + s, "step": s, "loss": 3.0 - s / 10}) + "\n" for s in (1, 2, 3))

@@ -1,9 +1,10 @@
 """The run report: `report.md` and `report.html` in a run directory, written from what the run left there.
 
-Reads config, metrics.jsonl, samples.jsonl, eval.json, responses.json and the PNGs, and knows nothing about
-models or training, so any run, finished or not, can be reported again (`scratchlm report RUN_DIR`). The
-content is built once, as sections of plain-text blocks, and rendered twice. The HTML is one static file:
-CSS inline, the PNGs as data URIs, no script, no external URL, every text escaped (samples are model output).
+Reads config, metrics.jsonl, samples.jsonl, eval.json (by the names `scratchlm.results` declares),
+responses.json and the PNGs, and knows nothing about models or training, so any run, finished or not, can
+be reported again (`scratchlm report RUN_DIR`). The content is built once, as sections of plain-text
+blocks, and rendered twice. The HTML is one static file: CSS inline, the PNGs as data URIs, no script, no
+external URL, every text escaped (samples are model output).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import read_json, write_atomic
+from scratchlm.results import RESULT_FILE, read_result
 from scratchlm.train.runlog import read_metrics
 
 COMMAND_FILE = "command.txt"
@@ -121,14 +123,18 @@ def _read(path: Path):
 # ---- the content -------------------------------------------------------------------------------------------
 def build_sections(run: Path, kind: str) -> list[Section]:
     records = read_metrics(run)
-    result = _read(run / "eval.json") or {}
+    result, departures = read_result(run, kind)
+    if departures:  # a file this version did not write: its numbers are left out, and the report says why
+        result = {}
     if kind == "instruct" and result and not result.get("judge"):
-        result["judge"] = judge_of(_read(run / "responses.json") or [])
+        judge = judge_of(_read(run / "responses.json") or [])
+        result |= {"judge": judge} if judge else {}
     config = _read(run / "config.json")
     config = config if isinstance(config, dict) else {}
     beside_its_table = ("confusion.png",) if kind == "classify" and result else ()
     sections: list[Section] = [
         ("Summary", summary(run, kind, records, result, config)),
+        ("Result file", [_departures_note(departures)] if departures else []),
         ("Reproduce", reproduce(run, kind)),
         ("Curves", [Image(p.name, CAPTIONS.get(p.name, p.stem)) for p in _pngs(run, beside_its_table)]),
     ]
@@ -144,6 +150,14 @@ def build_sections(run: Path, kind: str) -> list[Section]:
         ("Config", [config_table(config)] if config else []),
     ]
     return [(name, blocks) for name, blocks in sections if blocks]
+
+
+def _departures_note(departures: list[str]) -> str:
+    shown = "; ".join(departures[:8]) + (f"; and {len(departures) - 8} more" if len(departures) > 8 else "")
+    return (
+        f"{RESULT_FILE} departs from what this version declares (scratchlm/results.py), so its numbers are "
+        f"left out here (the metrics above are the run's own): {shown}."
+    )
 
 
 def summary(run: Path, kind: str, records: list[dict], result: dict, config: dict) -> list[Block]:
@@ -206,7 +220,7 @@ def fine_tune_numbers(kind: str, result: dict) -> list[list[str]]:
         ]
         if result.get("judge"):
             rows.append(["judge score", _num(result["judge"].get("mean_score"), ".1f")])
-    report = result.get("parameters") or result.get("trainable_parameters")
+    report = result.get("parameters")
     if report:
         share = f"{report['trainable']:,} of {report['total']:,} ({report['share']:.2%})"
         rows.append(["trained parameters", share])

@@ -74,7 +74,7 @@ def test_validation_loss_falls_and_the_run_directory_is_complete(full_run):
     ppl = saved["test_response_ppl"]
     assert ppl["after"] < ppl["before"] / 2
     assert 0.0 <= saved["rouge_l"] <= 1.0 and 0.0 <= saved["exact_match"] <= 1.0
-    assert saved["trainable_parameters"]["share"] == 1.0
+    assert saved["parameters"]["share"] == 1.0
 
 
 def test_responses_record_the_test_split(full_run, data_file):
@@ -113,7 +113,7 @@ def test_lora_with_masked_prompts_saves_an_adapter_that_rebuilds_the_merged_mode
         max_test=5,
         model={"dropout": 0.2},  # the baseline still answers greedily: dropout off
     )
-    assert 0 < result["trainable_parameters"]["share"] < 0.5
+    assert 0 < result["parameters"]["share"] < 0.5
     assert result["test_response_ppl"]["after"] < result["test_response_ppl"]["before"]
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {
         p.name for p in (tmp_path / "adapter").iterdir()

@@ -34,8 +34,7 @@ def summary(result: dict) -> str:
     lines = [
         f"examples: {n['train']} train, {n['val']} val, {n['test']} test"
         + (f" ({n['dropped_too_long']} too long, dropped)" if n["dropped_too_long"] else ""),
-        f"trainable parameters: {result['trainable_parameters']['trainable']:,} "
-        f"({result['trainable_parameters']['share']:.2%})",
+        f"trainable parameters: {result['parameters']['trainable']:,} ({result['parameters']['share']:.2%})",
         f"best val loss {result['best_val_loss']:.4f} at step {result['best_step']} of {result['steps']}",
     ]
     if "test_response_ppl" in result:

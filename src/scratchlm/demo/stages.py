@@ -31,6 +31,7 @@ from scratchlm.demo.config import (
 from scratchlm.errors import ScratchLMError
 from scratchlm.files import sha256_file
 from scratchlm.report import write_report_safely
+from scratchlm.results import RESULT_FILE, read_result
 
 # ---- what each stage returns (demo.json holds one per stage, plus its "seconds") -------------------------
 
@@ -187,7 +188,7 @@ def classify(cfg: DemoConfig) -> ClassifyResult:
     from scratchlm.finetune.classify import finetune_classifier
 
     run = cfg.out / "classify"
-    result = _finished(cfg, run)
+    result = _finished(cfg, run, "classify")
     if result is None:
         files = {}
         for split, rows in area_examples().items():
@@ -249,7 +250,7 @@ def instruct(cfg: DemoConfig) -> InstructResult:
     from scratchlm.finetune.instruct import finetune_instruct
 
     run = cfg.out / "instruct"
-    result = _finished(cfg, run)
+    result = _finished(cfg, run, "instruct")
     if result is None:
         qa = qa_pairs()
         files = {}
@@ -406,10 +407,13 @@ def _reusing(cfg: DemoConfig, path: Path) -> bool:
     return False
 
 
-def _finished(cfg: DemoConfig, run: Path) -> dict | None:
-    """The eval.json of a fine-tune that already ran (to reuse), else None; `run` is cleared."""
-    if _reusing(cfg, run / "eval.json"):
-        return json.loads((run / "eval.json").read_text())
+def _finished(cfg: DemoConfig, run: Path, kind: str) -> dict | None:
+    """The result of a fine-tune that already ran (to reuse), else None; `run` is cleared."""
+    if _reusing(cfg, run / RESULT_FILE):
+        result, departures = read_result(run, kind)
+        if departures:
+            _mismatch(cfg, f"a {kind} result of another version ({departures[0]})", "this version's")
+        return result
     shutil.rmtree(run, ignore_errors=True)
     return None
 

@@ -42,6 +42,7 @@ from scratchlm.interop.peft import save_peft_adapter
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import add_classifier_head, classify_logits
 from scratchlm.model.lora import apply_lora, mark_trainable, merge_lora, trainable_report
+from scratchlm.results import ClassifyResult, check_result
 from scratchlm.train.loop import TrainState
 from scratchlm.train.runlog import read_metrics
 from scratchlm.train.session import Outcome, Session, load_init, run_session
@@ -282,7 +283,7 @@ class ClassifyTask:
         plot_confusion(test["confusion"], self.labels, out / "confusion.png")
         self._save(out)
         splits = self.splits
-        return {
+        result: ClassifyResult = {
             "labels": self.labels,
             "test": {"loss": test_loss, **test},
             "val": {"loss": val_loss, **val},
@@ -295,6 +296,7 @@ class ClassifyTask:
             "seconds": {"train": round(state.seconds, 2)},
             "device": str(session.device),
         }
+        return check_result("classify", result)
 
     def _save(self, out: Path) -> None:
         """model/ (LoRA merged into the weights) and, with LoRA, adapter/ (PEFT files + the class head)."""

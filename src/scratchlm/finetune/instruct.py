@@ -40,6 +40,7 @@ from scratchlm.formats.model_files import save_model
 from scratchlm.generate.generate import generate_batch
 from scratchlm.model.gpt import GPT
 from scratchlm.model.lora import apply_lora, merge_lora, trainable_report
+from scratchlm.results import check_result
 from scratchlm.tokenizer.protocol import TokenizerLike
 from scratchlm.train.loop import TrainState, evaluate
 from scratchlm.train.losses import next_token_loss, perplexity
@@ -187,7 +188,7 @@ class InstructTask:
             "examples": {**counts, "dropped_too_long": self.dropped},
             "max_length": self.allowed,
             "steps": state.step,
-            "trainable_parameters": self.parameters,
+            "parameters": self.parameters,
             "best_step": state.best_step,
             "best_val_loss": -state.best_key[0] if state.best_key else None,
             "train_seconds": round(state.seconds, 2),
@@ -217,7 +218,7 @@ class InstructTask:
         save_model(model, out / "model", self.tokenizer)
         save_template(self.template, out / "model")
         result["model_dir"] = str(out / "model")
-        return result
+        return check_result("instruct", result)
 
     def _respond(self, model: GPT, out: Path, before: list[str] | None) -> dict:
         """Responses for the test split (responses.json), and their exact match and ROUGE-L; with `before`
