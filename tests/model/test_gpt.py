@@ -50,6 +50,10 @@ def test_gpt2_initialisation_statistics():
     assert abs(m.trf_blocks[3].ff.layers[2].weight.std().item() - residual) < 5e-4
     assert torch.all(m.trf_blocks[0].ff.layers[0].bias == 0)
     assert torch.all(m.final_norm.scale == 1)
+    torch.manual_seed(0)
+    gated = GPT(tiny(emb_dim=256, n_layers=8, n_heads=4, mlp="swiglu", ff_dim=512))
+    assert abs(gated.trf_blocks[3].ff.down.weight.std().item() - residual) < 5e-4
+    assert abs(gated.trf_blocks[3].ff.up.weight.std().item() - 0.02) < 1e-3
 
 
 def test_gelu_and_layernorm_are_the_books():
@@ -104,6 +108,20 @@ def test_too_long_inputs_and_full_caches_are_clear_errors(model):
     cache = KVCache.for_model(model.cfg, 1, max_len=4)
     with pytest.raises(ScratchLMError, match="KV cache is full"):
         model(torch.zeros(1, 5, dtype=torch.long), cache)
+
+
+def test_a_cache_over_some_rows_writes_into_the_whole(model):
+    """KVCache.rows: the engine's view of the rows it decodes; a row run alone through its view gets the
+    logits it gets in a cache of its own, and its keys land in the shared tensors."""
+    x = torch.randint(0, 300, (1, 6))
+    alone = KVCache.for_model(model.cfg, 1)
+    expected = model(x, alone)
+    shared = KVCache.for_model(model.cfg, 3)
+    part = shared.rows(slice(2, 3), 0)
+    assert torch.allclose(model(x, part), expected, atol=1e-6)
+    assert part.pos == 6 and shared.pos == 0  # each view owns its position
+    assert torch.equal(shared.k[:, 2:3, :, :6], alone.k[:, :, :, :6])
+    assert not shared.k[:, :2].any()  # the other rows untouched
 
 
 def test_flops_per_token_counts_training_as_three_forwards():

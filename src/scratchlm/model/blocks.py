@@ -35,6 +35,11 @@ class FeedForward(nn.Module):
             nn.Linear(cfg.hidden_dim, cfg.emb_dim, bias=cfg.bias),
         )
 
+    @property
+    def output(self) -> nn.Linear:
+        """The projection back to the residual stream."""
+        return self.layers[2]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
@@ -49,6 +54,11 @@ class SwiGLU(nn.Module):
         self.gate = nn.Linear(cfg.emb_dim, cfg.hidden_dim, bias=cfg.bias)
         self.up = nn.Linear(cfg.emb_dim, cfg.hidden_dim, bias=cfg.bias)
         self.down = nn.Linear(cfg.hidden_dim, cfg.emb_dim, bias=cfg.bias)
+
+    @property
+    def output(self) -> nn.Linear:
+        """The projection back to the residual stream."""
+        return self.down
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return F.silu(x)
@@ -85,6 +95,11 @@ class TransformerBlock(nn.Module):
         self.drop_shortcut = nn.Dropout(cfg.dropout)
         self.post_norm1 = make_norm(cfg) if post else nn.Identity()
         self.post_norm2 = make_norm(cfg) if post else nn.Identity()
+
+    @property
+    def residual_outputs(self) -> tuple[nn.Linear, nn.Linear]:
+        """The two projections whose outputs join the residual stream (GPT-2 scales their initialisation)."""
+        return self.att.out_proj, self.ff.output
 
     def forward(
         self,

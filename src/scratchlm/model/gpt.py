@@ -62,12 +62,12 @@ class GPT(nn.Module):
         def normal_(t: torch.Tensor, s: float) -> None:
             t.copy_(torch.randn(t.shape, generator=generator, dtype=t.dtype) * s)
 
-        for name, module in self.named_modules():
+        residual = {id(linear) for block in self.trf_blocks for linear in block.residual_outputs}
+        for module in self.modules():
             if isinstance(module, nn.Linear):
                 if module is self.out_head and self.cfg.tie_embeddings:
                     continue
-                is_residual = name.endswith(("att.out_proj", "ff.layers.2", "ff.down"))
-                normal_(module.weight, residual_std if is_residual else std)
+                normal_(module.weight, residual_std if id(module) in residual else std)
                 if module.bias is not None:
                     module.bias.zero_()
             elif isinstance(module, nn.Embedding):

@@ -3,6 +3,8 @@ into `GPT.forward`; the model keeps no state between calls."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from scratchlm.config import ModelConfig
@@ -56,6 +58,13 @@ class KVCache:
 
     def advance(self, n: int) -> None:
         self.pos += n
+
+    def rows(self, rows: slice, pos: int) -> KVCache:
+        """A cache over some batch rows of this one, writing at `pos`: its tensors are views, so what the
+        model writes lands here. The serving engine hands each forward pass the rows it decodes."""
+        part = copy.copy(self)
+        part.k, part.v, part.pos = self.k[:, rows], self.v[:, rows], pos
+        return part
 
     def reset(self) -> None:
         self.pos = 0

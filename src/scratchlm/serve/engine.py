@@ -28,6 +28,7 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.generate.sampling import apply_repetition_penalty, sample_next
 from scratchlm.generate.text_stream import TextStream
 from scratchlm.model.gpt import GPT
+from scratchlm.model.kv_cache import KVCache
 
 _ids = itertools.count()
 
@@ -82,25 +83,6 @@ class _Row:
     next_token: int = -1
 
 
-class _SlotCache:
-    """The cache protocol `GPT.forward` uses (pos, max_len, update, advance) over rows [row0, row1) of the
-    shared tensors: views, so writes land in the shared cache."""
-
-    def __init__(self, k: torch.Tensor, v: torch.Tensor, pos: int, rows: slice) -> None:
-        self.k, self.v = k[:, rows], v[:, rows]
-        self.max_len = k.shape[3]
-        self.pos = pos
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor):
-        end = self.pos + k.shape[2]
-        self.k[layer, :, :, self.pos : end] = k
-        self.v[layer, :, :, self.pos : end] = v
-        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
-
-    def advance(self, n: int) -> None:
-        self.pos += n
-
-
 class Engine:
     """Serve `model` to many callers: `submit` a Request, receive its events through `request.emit`.
 
@@ -118,9 +100,7 @@ class Engine:
         self.context = model.cfg.context_length
         param = next(model.parameters())
         self.device, dtype = param.device, param.dtype
-        shape = (model.cfg.n_layers, max_batch, model.cfg.kv_heads, self.context, model.cfg.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=self.device)
-        self.v = torch.zeros(shape, dtype=dtype, device=self.device)
+        self.cache = KVCache.for_model(model.cfg, max_batch, dtype=dtype, device=self.device)  # rows = slots
         self.pos = 0
         self.rows: list[_Row | None] = [None] * max_batch
         self.waiting: deque[Request] = deque()
@@ -240,7 +220,7 @@ class Engine:
         mask = torch.zeros((1, self.pos), dtype=torch.bool, device=self.device)
         mask[0, start:] = True
         positions = torch.arange(L, device=self.device)[None]
-        cache = _SlotCache(self.k, self.v, start, slice(slot, slot + 1))
+        cache = self.cache.rows(slice(slot, slot + 1), start)
         logits = self.model(ids, cache, padding_mask=mask, position_ids=positions, last_only=True)[:, -1]
         config = request.config
         generator = None
@@ -267,7 +247,7 @@ class Engine:
                 tokens[slot, 0] = row.next_token
                 positions[slot, 0] = self.pos - row.start
                 mask[slot, row.start :] = True
-        cache = _SlotCache(self.k, self.v, self.pos, slice(0, used))
+        cache = self.cache.rows(slice(0, used), self.pos)
         logits = self.model(tokens, cache, padding_mask=mask, position_ids=positions, last_only=True)[:, -1]
         self.pos += 1
         self.stats["steps"] += 1
@@ -319,8 +299,8 @@ class Engine:
     def _shift(self, d: int) -> None:
         """Move every row's text d positions right (room for a long newcomer)."""
         if self.pos:
-            self.k[:, :, :, d : d + self.pos] = self.k[:, :, :, : self.pos].clone()
-            self.v[:, :, :, d : d + self.pos] = self.v[:, :, :, : self.pos].clone()
+            self.cache.k[:, :, :, d : d + self.pos] = self.cache.k[:, :, :, : self.pos].clone()
+            self.cache.v[:, :, :, d : d + self.pos] = self.cache.v[:, :, :, : self.pos].clone()
         for row in self.rows:
             if row is not None:
                 row.start += d
@@ -337,8 +317,8 @@ class Engine:
             self.pos = 0
             return
         d = min(starts)
-        self.k[:, :, :, : self.pos - d] = self.k[:, :, :, d : self.pos].clone()
-        self.v[:, :, :, : self.pos - d] = self.v[:, :, :, d : self.pos].clone()
+        self.cache.k[:, :, :, : self.pos - d] = self.cache.k[:, :, :, d : self.pos].clone()
+        self.cache.v[:, :, :, : self.pos - d] = self.cache.v[:, :, :, d : self.pos].clone()
         for row in self.rows:
             if row is not None:
                 row.start -= d
