@@ -24,7 +24,7 @@ def test_a_preset_with_grouped_query_attention(capsys):
 
 
 def test_gemma3_with_its_sliding_windows(capsys):
-    out = info(capsys, "gemma3-270m", "--context", "32768")
+    out = info(capsys, "gemma3-270m", "--context-length", "32768")  # also --context, as before
     assert "parameters   268,098,176" in out  # the published count
     assert "RMSNorm (gain 1 + w) before and after each sublayer, GeGLU MLP (2,048)" in out
     assert "a 512-token sliding window on 15 of 18 layers, rope theta 10,000 there" in out
@@ -36,7 +36,8 @@ def test_gemma3_with_its_sliding_windows(capsys):
 
 
 def test_gpt2_and_a_directory(capsys, tmp_path):
-    out = info(capsys, "gpt2-small", "--dtype", "bfloat16")
+    assert info(capsys, "gpt2-small", "--dtype", "bf16") == info(capsys, "gpt2-small", "--dtype", "bfloat16")
+    out = info(capsys, "gpt2-small", "--dtype", "bf16")
     assert "learned positions, LayerNorm, GELU MLP (3,072), multi-head attention, 12 heads of 64" in out
     assert "72.0 MiB" not in out and "36.0 MiB for 1 x 1,024 tokens in bfloat16" in out
     save_model(tiny_gpt(vocab_size=50257, n_kv_heads=1, positions="rope", norm="rmsnorm"), tmp_path / "m")
@@ -49,7 +50,7 @@ def test_errors_are_one_line(capsys, tmp_path):
     assert main(["model", "info", str(tmp_path / "missing")]) == 2
     assert "no such model directory, preset or Hub name" in capsys.readouterr().err
     assert main(["model", "info", "gpt2-small", "--context", "0"]) == 2
-    assert "--context and --batch must be at least 1" in capsys.readouterr().err
+    assert "--context-length and --batch-size must be at least 1" in capsys.readouterr().err
     (tmp_path / "config.json").write_text('{"model_type": "mixtral"}')
     assert main(["model", "info", str(tmp_path)]) == 2
     assert "model_type 'mixtral' is not supported" in capsys.readouterr().err

@@ -17,7 +17,9 @@ from scratchlm.demo.config import STAGE_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="runs/demo", help="where every stage writes (default runs/demo)")
+    parser.add_argument(
+        "--out", "-o", default="runs/demo", help="where every stage writes (default runs/demo)"
+    )
     parser.add_argument("--minutes", type=float, default=10.0, help="time budget of all stages (default 10)")
     parser.add_argument(
         "--stage",

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from scratchlm.cli.options import TORCH_NAMES, add_dtype_argument
 from scratchlm.config import PRESETS, ModelConfig, preset
 from scratchlm.errors import ScratchLMError
-
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,16 +23,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "spec", metavar="SPEC", help=f"a preset ({', '.join(PRESETS)}), a directory or Hub name"
     )
     info.add_argument(
-        "--context", type=int, default=None, help="tokens for the KV cache (default: its context)"
-    )
-    info.add_argument("--batch", type=int, default=1, help="sequences held in the KV cache")
-    info.add_argument("--dtype", choices=DTYPES, default="float32", help="of the weights and the cache")
+        "--context-length", "--context", dest="context", type=int, default=None, metavar="N",
+        help="tokens for the KV cache (default: the model's context)",
+    )  # fmt: skip
+    info.add_argument(
+        "--batch-size", "--batch", dest="batch", type=int, default=1, metavar="B",
+        help="sequences held in the KV cache",
+    )  # fmt: skip
+    add_dtype_argument(info, "of the weights and the cache (default fp32)")
     info.set_defaults(run=run_info)
     diff = verbs.add_parser("diff", help="what really differs between two models' architectures, and sizes")
     diff.add_argument("a", metavar="A", help="a preset, a directory or Hub name")
     diff.add_argument("b", metavar="B", help="another")
-    diff.add_argument("--context", type=int, default=8192, help="tokens for the KV cache (default 8192)")
-    diff.add_argument("--dtype", choices=DTYPES, default="float32", help="of the weights and the cache")
+    diff.add_argument(
+        "--context-length", "--context", dest="context", type=int, default=8192, metavar="N",
+        help="tokens for the KV cache (default 8192)",
+    )  # fmt: skip
+    add_dtype_argument(diff, "of the weights and the cache (default fp32)")
     diff.set_defaults(run=run_diff)
 
 
@@ -131,7 +137,8 @@ def run_diff(args: argparse.Namespace) -> int:
     from scratchlm.model.sizing import BYTES_PER, kv_cache_bytes, parameter_count
 
     if args.context < 1:
-        raise ScratchLMError("--context must be at least 1")
+        raise ScratchLMError("--context-length must be at least 1")
+    dtype = TORCH_NAMES[args.dtype]
     (a, _), (b, _) = find_config(args.a), find_config(args.b)
     left, right = aspects(a), aspects(b)
     differ = [key for key in left if left[key] != right[key]]
@@ -147,10 +154,10 @@ def run_diff(args: argparse.Namespace) -> int:
     gib, mib = 2**30, 2**20
     for label, cfg in (("A", a), ("B", b)):
         params = parameter_count(cfg)
-        kv = kv_cache_bytes(cfg, args.context, 1, args.dtype)
-        weights = params * BYTES_PER[args.dtype] / gib
+        kv = kv_cache_bytes(cfg, args.context, 1, dtype)
+        weights = params * BYTES_PER[dtype] / gib
         print(f"{label}: {params:,} parameters, {weights:.2f} GiB of weights and {kv / mib:,.1f} MiB of KV "
-              f"cache at {args.context:,} tokens in {args.dtype}")  # fmt: skip
+              f"cache at {args.context:,} tokens in {dtype}")  # fmt: skip
     return 0
 
 
@@ -160,22 +167,23 @@ def run_info(args: argparse.Namespace) -> int:
     cfg, source = find_config(args.spec)
     tokens = cfg.context_length if args.context is None else args.context
     if tokens < 1 or args.batch < 1:
-        raise ScratchLMError("--context and --batch must be at least 1")
+        raise ScratchLMError("--context-length and --batch-size must be at least 1")
+    dtype = TORCH_NAMES[args.dtype]
     params = parameter_count(cfg)
-    kv = kv_cache_bytes(cfg, tokens, args.batch, args.dtype)
-    full = kv_cache_bytes(dataclasses.replace(cfg, n_kv_heads=None), tokens, args.batch, args.dtype)
+    kv = kv_cache_bytes(cfg, tokens, args.batch, dtype)
+    full = kv_cache_bytes(dataclasses.replace(cfg, n_kv_heads=None), tokens, args.batch, dtype)
     at = dataclasses.replace(cfg, context_length=tokens)
     gib = 2**30
     print(f"model        {args.spec} ({source})")
     print(f"architecture {describe(cfg)}")
     print(f"size         {cfg.n_layers} layers x {cfg.emb_dim:,} wide, vocabulary {cfg.vocab_size:,}, "
           f"context {cfg.context_length:,}")  # fmt: skip
-    print(f"parameters   {params:,} ({params * BYTES_PER[args.dtype] / gib:.2f} GiB in {args.dtype})")
+    print(f"parameters   {params:,} ({params * BYTES_PER[dtype] / gib:.2f} GiB in {dtype})")
     saving = f": grouped-query attention keeps {cfg.kv_heads / cfg.n_heads:.0%} of it" if kv < full else ""
-    print(f"KV cache     {kv / 2**20:,.1f} MiB for {args.batch} x {tokens:,} tokens in {args.dtype} "
+    print(f"KV cache     {kv / 2**20:,.1f} MiB for {args.batch} x {tokens:,} tokens in {dtype} "
           f"(multi-head attention: {full / 2**20:,.1f} MiB{saving})")  # fmt: skip
     if "sliding" in cfg.kinds and cfg.sliding_window < tokens:
-        windowed = kv_cache_bytes(cfg, tokens, args.batch, args.dtype, window_only=True)
+        windowed = kv_cache_bytes(cfg, tokens, args.batch, dtype, window_only=True)
         print(f"             keeping only the window on sliding layers: {windowed / 2**20:,.1f} MiB "
               "(scratchlm's cache keeps every position)")  # fmt: skip
     print(f"FLOPs        {flops_per_token(at, training=False) / 1e9:,.2f} GFLOP per token forward at "

@@ -47,15 +47,26 @@ def sampling_config(args: argparse.Namespace, **settings):
     )
 
 
-def add_dtype_argument(parser: argparse.ArgumentParser) -> None:
-    """--dtype: the weights' type when a model is loaded to run (generate, chat, serve)."""
-    parser.add_argument(
-        "--dtype",
-        choices=("fp32", "bf16", "fp16"),
-        default="fp32",
-        help="load the weights in this type (default fp32; bf16 halves the memory, and is fast only on "
-        "hardware with bf16 units)",
-    )
+TORCH_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def dtype_name(text: str) -> str:
+    """fp32, bf16 or fp16 (torch's names float32, bfloat16, float16 are read as those)."""
+    short = {torch: short for short, torch in TORCH_NAMES.items()}.get(text, text)
+    if short not in TORCH_NAMES:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from fp32, bf16, fp16)")
+    return short
+
+
+DTYPE_HELP = (
+    "load the weights in this type (default fp32; bf16 halves the memory, and is fast only on hardware "
+    "with bf16 units)"
+)
+
+
+def add_dtype_argument(parser: argparse.ArgumentParser, help: str = DTYPE_HELP) -> None:
+    """--dtype fp32|bf16|fp16: the one name and spelling for a number type (generate, chat, serve, model)."""
+    parser.add_argument("--dtype", type=dtype_name, default="fp32", metavar="{fp32,bf16,fp16}", help=help)
 
 
 def add_judge_arguments(parser: argparse.ArgumentParser) -> None:

@@ -73,7 +73,8 @@ ALIASES: dict[str, dict[str, tuple[str, str]]] = {
     },
 }
 FLAGS = {"instruct.mask_prompt", "instruct.baseline"}
-SHORT = {"--model": "-m", "--data": "-d", "--batch-size": "-b", "--template": "-t"}
+# -t is the tokenizer everywhere else (tokenizer and data commands): --template has no short form.
+SHORT = {"--model": "-m", "--data": "-d", "--batch-size": "-b"}
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
