@@ -265,6 +265,13 @@ class TrainConfig:
     # nanoGPT uses; the book's presets below keep torch's default 0.999, as its chapters call AdamW.
     beta1: float = 0.9
     beta2: float = 0.95
+    # "muon": Muon (torch.optim.Muon) for the 2-D weights inside the blocks, AdamW (lr above) for the rest.
+    # Its rate 0.02 and momentum 0.95 warmed up from 0.85 over 300 steps are Keller Jordan's recipe
+    # (modded-nanogpt); the schedule scales muon_lr as it scales lr.
+    optimizer: Literal["adamw", "muon"] = "adamw"
+    muon_lr: float = 0.02
+    muon_momentum: float = 0.95
+    muon_momentum_warmup: int = 300
     grad_clip: float = 1.0  # 0 turns clipping off (the norm is still measured and logged)
     eval_interval: int | None = 100  # steps; None: once per epoch (fine-tunes, whose data have epochs)
     eval_batches: int = 20
@@ -300,7 +307,14 @@ class TrainConfig:
             raise ScratchLMError(
                 f"train: need 0 <= min_lr <= lr and lr > 0, got lr {self.lr}, min_lr {self.min_lr}"
             )
-        for name in ("warmup_steps", "checkpoint_interval"):
+        if self.optimizer not in ("adamw", "muon"):
+            raise ScratchLMError(f"train.optimizer is adamw or muon, got {self.optimizer!r}")
+        if self.muon_lr <= 0 or not 0 <= self.muon_momentum < 1:
+            raise ScratchLMError(
+                f"train: need muon_lr > 0 and 0 <= muon_momentum < 1, "
+                f"got {self.muon_lr}, {self.muon_momentum}"
+            )
+        for name in ("warmup_steps", "checkpoint_interval", "muon_momentum_warmup"):
             if getattr(self, name) < 0:
                 raise ScratchLMError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.eval_interval is not None and self.eval_interval < 1:

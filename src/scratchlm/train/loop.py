@@ -17,6 +17,7 @@ import torch
 from scratchlm.config import TrainConfig
 from scratchlm.errors import ScratchLMError
 from scratchlm.train.distributed import mean_loss_and_tokens
+from scratchlm.train.optim import MuonAdamW, set_schedule
 from scratchlm.train.schedule import lr_at
 
 # (inputs, targets) for language modelling; fine-tunes add tensors (a classifier: labels, last positions).
@@ -64,7 +65,7 @@ def train(
     model: torch.nn.Module,
     batches: Batches,
     loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | MuonAdamW,
     cfg: TrainConfig,
     *,
     state: TrainState | None = None,
@@ -90,8 +91,7 @@ def train(
     while state.step < cfg.max_steps and not (should_stop and should_stop()):
         start = time.perf_counter()
         lr = lr_at(state.step, cfg) * state.lr_scale
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_schedule(optimizer, lr, state.step, cfg)
         loss_sum = 0.0
         tokens = 0
         for micro in range(cfg.grad_accum_steps):
