@@ -78,7 +78,7 @@ class ModelConfig:
     # The modern choices.
     positions: Literal["learned", "rope"] = "learned"
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
-    mlp: Literal["gelu", "swiglu"] = "gelu"
+    mlp: Literal["gelu", "relu2", "swiglu", "geglu"] = "gelu"  # relu2: relu(x)² in place of GELU (Primer)
     ff_dim: int | None = None  # the MLP's hidden width; None: 4 × emb_dim
     bias: bool = True  # biases on the attention's output projection and the MLP (GPT-2 has them)
     n_kv_heads: int | None = None  # key/value heads (grouped-query attention); None: n_heads
@@ -108,6 +108,9 @@ class ModelConfig:
     layer_types: tuple[str, ...] | None = None  # "full" or "sliding" per layer; None: all sliding if a
     # window is set (Mistral), else all full
     rope_local_theta: float | None = None  # the rope base of sliding layers (Gemma 3: 10k); None: rope_theta
+    # Initialisation (no effect on a loaded model): the projections into the residual stream (attention
+    # output, MLP output) start at zero, so each block starts as the identity (modded-nanogpt)
+    zero_init_residual: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
@@ -130,7 +133,7 @@ class ModelConfig:
             raise ScratchLMError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
         _check_choice("ModelConfig", "positions", self.positions, ("learned", "rope"))
         _check_choice("ModelConfig", "norm", self.norm, ("layernorm", "rmsnorm", "rmsnorm_offset"))
-        _check_choice("ModelConfig", "mlp", self.mlp, ("gelu", "swiglu", "geglu"))
+        _check_choice("ModelConfig", "mlp", self.mlp, ("gelu", "relu2", "swiglu", "geglu"))
         _check_choice("ModelConfig", "norm_placement", self.norm_placement, ("pre", "sandwich", "post"))
         _check_choice("ModelConfig", "qk_norm_scope", self.qk_norm_scope, ("head", "projection"))
         self._check_layers()
@@ -653,6 +656,17 @@ def tiny(**overrides: Any) -> ModelConfig:
     )
 
 
+def modern_cpu(**overrides: Any) -> ModelConfig:
+    """The modern small-model recipe of the nanoGPT speedrun (modded-nanogpt) at the demo's CPU size: 4
+    layers, 192 wide, 6 heads, context 128, and each part a switch of its own: rotary positions, RMSNorm,
+    QK-norm, a ReLU² MLP, an untied head, the residual projections zero at the start, logits soft-capped at
+    15, no biases, no dropout. Train it with `train.optimizer: muon`."""
+    settings = dict(context_length=128, emb_dim=192, n_heads=6, n_layers=4, dropout=0.0, bias=False)
+    settings |= dict(positions="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", tie_embeddings=False)
+    settings |= dict(zero_init_residual=True, logit_softcap=15.0)
+    return ModelConfig(**{**settings, **overrides})
+
+
 # The modern skeleton (scratchlm.model.rope, norms, SwiGLU, grouped-query attention), without biases.
 MODERN = {"positions": "rope", "norm": "rmsnorm", "mlp": "swiglu", "bias": False, "dropout": 0.0}
 
@@ -781,6 +795,7 @@ PRESETS: dict[str, Callable[..., ModelConfig]] = {
     "gpt2-xl": gpt2_xl,
     "small": small,
     "tiny": tiny,
+    "modern-cpu": modern_cpu,
     "llama3.2-1b": llama32_1b,
     "qwen2.5-0.5b": qwen25_05b,
     "qwen3-0.6b": qwen3_06b,

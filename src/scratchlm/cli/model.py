@@ -57,7 +57,9 @@ def describe(cfg: ModelConfig) -> str:
     norm += {"sandwich": " before and after each sublayer", "post": " after each sublayer (post-norm)"}.get(
         cfg.norm_placement, ""
     )
-    mlp = {"swiglu": "SwiGLU", "geglu": "GeGLU"}.get(cfg.mlp, "GELU") + f" MLP ({cfg.hidden_dim:,})"
+    mlp = {"swiglu": "SwiGLU", "geglu": "GeGLU", "relu2": "ReLU²"}.get(
+        cfg.mlp, "GELU"
+    ) + f" MLP ({cfg.hidden_dim:,})"
     if cfg.kv_heads == cfg.n_heads:
         attention = f"multi-head attention, {cfg.n_heads} heads of {cfg.head_dim}"
     else:
@@ -121,7 +123,8 @@ def aspects(cfg: ModelConfig) -> dict[str, str]:
         "context": f"{cfg.context_length:,}",
         "positions": positions,
         "norm": f"{norm} (eps {cfg.norm_eps:g}), {placement}",
-        "MLP": {"swiglu": "SwiGLU", "geglu": "GeGLU"}.get(cfg.mlp, "GELU") + f", {cfg.hidden_dim:,} wide",
+        "MLP": {"swiglu": "SwiGLU", "geglu": "GeGLU", "relu2": "ReLU²"}.get(cfg.mlp, "GELU")
+        + f", {cfg.hidden_dim:,} wide",
         "attention": f"{cfg.n_heads} query : {cfg.kv_heads} key/value heads of {cfg.head_dim}",
         "attention span": window,
         "QK-norm": qk,

@@ -54,6 +54,8 @@ class GPT(nn.Module):
           with depth
         - LayerNorm: scale 1, shift 0; RMSNorm: gain 1 (scale 1, or 0 where the gain is 1 + scale)
         - the output head is the token embedding when tied, else normal(0, 0.02)
+        - with `zero_init_residual` (the speedrun's choice) those two projections start at zero instead:
+          every block starts as the identity and learns what to add
         """
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         std = 0.02
@@ -67,7 +69,10 @@ class GPT(nn.Module):
             if isinstance(module, nn.Linear):
                 if module is self.out_head and self.cfg.tie_embeddings:
                     continue
-                normal_(module.weight, residual_std if id(module) in residual else std)
+                if id(module) in residual and self.cfg.zero_init_residual:
+                    module.weight.zero_()
+                else:
+                    normal_(module.weight, residual_std if id(module) in residual else std)
                 if module.bias is not None:
                     module.bias.zero_()
             elif isinstance(module, nn.Embedding):

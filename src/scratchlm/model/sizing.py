@@ -19,7 +19,7 @@ def parameter_count(cfg: ModelConfig, tied: bool | None = None) -> int:
     q, kv = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
     embeddings = V * C + (cfg.context_length * C if cfg.positions == "learned" else 0)
     attention = C * (q + 2 * kv) + ((q + 2 * kv) if cfg.qkv_bias else 0) + q * C + (C if cfg.bias else 0)
-    n_in = 1 if cfg.mlp == "gelu" else 2  # the gated MLPs expand twice (gate and up)
+    n_in = 2 if cfg.mlp in ("swiglu", "geglu") else 1  # the gated MLPs expand twice (gate and up)
     feed_forward = n_in * (C * F + (F if cfg.bias else 0)) + F * C + (C if cfg.bias else 0)
     norm = 2 * C if cfg.norm == "layernorm" else C
     norms = 4 if cfg.norm_placement == "sandwich" else 2
@@ -61,7 +61,7 @@ def flops_per_token(cfg: ModelConfig, training: bool = True) -> int:
     """
     C, L, T, F = cfg.emb_dim, cfg.n_layers, cfg.context_length, cfg.hidden_dim
     q, kv = cfg.n_heads * cfg.head_dim, cfg.kv_heads * cfg.head_dim
-    n_mlp = 2 if cfg.mlp == "gelu" else 3  # matrices of C x F
+    n_mlp = 3 if cfg.mlp in ("swiglu", "geglu") else 2  # matrices of C x F
     per_block = C * (q + 2 * kv) + q * C + n_mlp * C * F
     matmul_weights = L * per_block + cfg.vocab_size * C  # blocks + output head
     # q.k and weights.v over the keys a query sees (T, or the window on a sliding layer), every query head
