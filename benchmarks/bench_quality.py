@@ -1,24 +1,32 @@
-"""What a fixed CPU budget buys: val bits per byte on tiny Shakespeare after N minutes of training.
+"""The CPU speedrun: what a fixed CPU budget buys, in val bits per byte, recipe against recipe.
 
-    python -m benchmarks.bench_quality [--data-dir ../shared/data] [--minutes 5] [--recipes nanogpt ours]
-                                       [--set ours.model.n_layers=6 ...] [--threads 2] [--no-plot]
+    python -m benchmarks.bench_quality [--data-dir ../shared/data] [--text tinyshakespeare|stdlib]
+                                       [--minutes 5] [--seeds 3] [--nanogpt DIR] [--recipes ...]
+                                       [--set modern.train.muon_lr=0.03 ...] [--threads 2] [--no-plot]
 
-Recipes run one after the other in the same process, on the same split (the last 10% of the file's
-characters is validation, as nanoGPT does), with the same one training loop (`scratchlm.train.loop.train`):
+Every recipe trains on the same text and split (the last 10% of the characters is validation, as nanoGPT
+does), seed by seed, side by side in one invocation, with the one training loop
+(`scratchlm.train.loop.train`):
 
-- `nanogpt`: the nanoGPT README's CPU recipe for shakespeare_char as published (character level, 4 layers,
-  4 heads, emb 128, context 64, batch 12, lr 1e-3 → 1e-4 cosine over max_iters = 2000, 100 warmup steps,
-  beta2 0.99, dropout 0). Tiny Shakespeare is ASCII, so our byte tokenizer with no merges *is* a character
-  tokenizer (vocab 256 instead of 65: a slightly larger output layer, the same predictions).
-- `nanogpt-budget`: the same recipe given the whole budget (its schedule sized to the steps that fit).
-- `ours`: the recipe scratchlm recommends for this budget (see RECIPES): a byte-level BPE trained on the
-  training part, and a model sized for the tokens the budget can process.
+- `nanogpt-budget`: the nanoGPT README's CPU recipe for shakespeare_char (character level, 4 layers, 4 heads,
+  emb 128, context 64, batch 12, lr 1e-3 → 1e-4 cosine, 100 warmup steps, beta2 0.99, dropout 0), its
+  schedule stretched to the budget. Tiny Shakespeare is ASCII, so our byte tokenizer with no merges *is* a
+  character tokenizer (vocab 256 instead of 65: a slightly larger output layer, the same predictions).
+- `nanogpt`: the same as published (max_iters 2000, whatever the time).
+- `nanogpt-checkout` (with `--nanogpt DIR`, a nanoGPT checkout): nanoGPT's *own* train.py with that recipe,
+  its schedule sized by its own measured step time, its checkpoint scored on the same windows
+  (benchmarks/nanogpt_peer.py).
+- `ours`: the recipe `make demo` uses (a byte-level BPE trained on the training part, a GPT-2-style model
+  sized for the budget, AdamW).
+- `modern`: the speedrun's small-model recipe (preset modern-cpu) with Muon.
 
 Each budgeted recipe gets the same *training* time (the evaluations along the way are not counted): a short
 calibration measures its step time, then the schedule is sized to the budget (`max_steps`), and a deadline
 stops it in any case. The score is the loss over every validation window (stride = context), converted to
-bits per byte of the validation text, so tokenizers are compared fairly. The curve goes to
-docs/img/quality-shakespeare.png and the numbers to benchmarks/results/bench_quality.jsonl.
+bits per byte of the validation text, so tokenizers are compared fairly; per recipe the mean ± sd over the
+seeds. The first seed's curves go to docs/img/quality-shakespeare.png and everything to
+benchmarks/results/bench_quality.jsonl. `--text stdlib` is the second text (3.9 MB: the standard library's
+source code, then Python's language reference and docstrings, offline).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import argparse
 import copy
 import math
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -34,7 +43,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import ROOT, append_result, print_table, run_info, wait_for_quiet
-from scratchlm.config import ModelConfig, TrainConfig, from_dict
+from scratchlm.config import ModelConfig, TrainConfig, from_dict, preset
 from scratchlm.data.shards import WindowSampler
 from scratchlm.model.gpt import GPT
 from scratchlm.model.sizing import flops_per_token
@@ -63,7 +72,18 @@ RECIPES: dict[str, dict] = {
         "model": dict(context_length=128, emb_dim=192, n_heads=6, n_layers=4, dropout=0.0),
         "train": dict(batch_size=16, lr=2e-3, min_lr=1e-4, warmup_steps=50, beta2=0.99, weight_decay=0.1),
     },
+    # The speedrun's small-model recipe (preset modern-cpu: rotary, RMSNorm, QK-norm, ReLU², untied head,
+    # zero-init projections, soft-capped logits) with Muon; not tuned for the CPU yet (issue 27, step 4).
+    "modern": {
+        "about": "preset modern-cpu + Muon, byte-level BPE 1024",
+        "vocab": 1024,
+        "preset": "modern-cpu",
+        "model": {},
+        "train": dict(batch_size=16, lr=2e-3, min_lr=1e-4, warmup_steps=50, beta2=0.99, weight_decay=0.1)
+        | dict(optimizer="muon", muon_lr=0.02),
+    },
 }
+DEFAULT_RECIPES = ["nanogpt-budget", "ours", "modern"]
 
 
 def main() -> None:
@@ -73,8 +93,18 @@ def main() -> None:
     parser.add_argument(
         "--data-dir", default=os.environ.get("SCRATCHLM_DATA_DIR", str(ROOT.parent / "shared/data"))
     )
+    parser.add_argument(
+        "--text", default="tinyshakespeare", choices=list(TEXTS),
+        help="tinyshakespeare (1.1 MB, from --data-dir) or stdlib (3.9 MB of Python's own source code, "
+        "reference and docstrings, offline)",
+    )  # fmt: skip
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget per recipe")
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES, choices=list(RECIPES))
+    parser.add_argument("--seeds", type=int, default=3, help="runs per recipe, seeds --seed, --seed + 1, ...")
+    parser.add_argument(
+        "--nanogpt", metavar="DIR", help="a nanoGPT checkout: its own train.py runs too (the README's CPU "
+        "recipe, schedule stretched to the budget; tiny Shakespeare only)",
+    )  # fmt: skip
     parser.add_argument(
         "--set", action="append", default=[], metavar="RECIPE.SECTION.KEY=VALUE", help="change a recipe"
     )
@@ -84,61 +114,126 @@ def main() -> None:
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--no-save", action="store_true", help="do not append to benchmarks/results")
     args = parser.parse_args()
+    if args.seeds < 1:
+        raise SystemExit("--seeds must be at least 1")
+    if args.nanogpt and args.text != "tinyshakespeare":
+        raise SystemExit("--nanogpt runs its shakespeare_char recipe: use it with --text tinyshakespeare")
 
-    path = Path(args.data_dir) / DATA_FILE
-    if not path.is_file():
-        raise SystemExit(f"{path} not found: pass --data-dir (the folder holding {DATA_FILE})")
+    text = TEXTS[args.text](args.data_dir)
     torch.set_num_threads(args.threads)
     keep_heap()  # as `scratchlm pretrain` does on CPUs (train.keep_heap)
     recipes = apply_changes(copy.deepcopy(RECIPES), args.set)
-    text = path.read_text(encoding="utf-8")
     cut = int(len(text) * 0.9)
     train_text, val_text = text[:cut], text[cut:]
     quiet = wait_for_quiet(args.max_wait)
-    print(f"tiny Shakespeare: {len(train_text):,} train / {len(val_text):,} val characters; quiet: {quiet}")
+    print(f"{args.text}: {len(train_text):,} train / {len(val_text):,} val characters; quiet: {quiet}")
 
-    results = {}
-    for name in args.recipes:
-        results[name] = run_recipe(name, recipes[name], train_text, val_text, args.minutes * 60, args.seed)
+    seeds = [args.seed + i for i in range(args.seeds)]
+    results: dict[str, list[dict]] = {}
+    for seed in seeds:  # seed by seed, so a shorter run still has every recipe side by side
+        for name in args.recipes:
+            run = run_recipe(name, recipes[name], train_text, val_text, args.minutes * 60, seed)
+            results.setdefault(name, []).append({**run, "seed": seed})
+        if args.nanogpt:
+            results.setdefault("nanogpt-checkout", []).append(
+                {
+                    **run_checkout(Path(args.nanogpt), text, args.minutes * 60, seed, args.threads),
+                    "seed": seed,
+                }
+            )
 
-    rows = [["recipe", "vocab", "params", "steps", "tokens", "train s", "val nats/tok", "val bits/byte"]]
-    for name, r in results.items():
+    rows = [["recipe", "params", "steps", "tokens", "val bits/byte, mean ± sd", "per seed"]]
+    summary = {}
+    for name, runs in results.items():
+        bpbs = [r["val_bpb"] for r in runs]
+        sd = statistics.stdev(bpbs) if len(bpbs) > 1 else 0.0
+        summary[name] = {"mean": statistics.mean(bpbs), "sd": sd, "seeds": len(bpbs)}
         rows.append(
             [
                 name,
-                r["vocab"],
-                f"{r['params']:,}",
-                r["steps"],
-                f"{r['tokens']:,}",
-                r["train_s"],
-                r["val_loss"],
-                r["val_bpb"],
+                f"{runs[0]['params']:,}",
+                f"{statistics.mean(r['steps'] for r in runs):,.0f}",
+                f"{statistics.mean(r['tokens'] for r in runs):,.0f}" if runs[0].get("tokens") else "",
+                f"{summary[name]['mean']:.3f} ± {sd:.3f}",
+                " ".join(f"{b:.3f}" for b in bpbs),
             ]
         )
     note = (
-        "bits/byte = val loss (nats/token) × val tokens / val bytes / ln 2; the last 10% of the file is val."
+        "bits/byte = val loss (nats/token) × val tokens / val bytes / ln 2; the last 10% of the text is "
+        f"val, every window scored; {len(seeds)} seed(s)."
     )
-    for base in ("nanogpt", "nanogpt-budget"):
-        if {base, "ours"} <= results.keys():
-            gain = 1 - results["ours"]["val_bpb"] / results[base]["val_bpb"]
-            note += f"\nours vs {base}: {gain:.1%} lower bits/byte"
-    note += "\ngoal (issue 4): ours ≤ 2.23 bits/byte, ≥ 10% below the nanoGPT recipe's 2.48"
+    for base in ("nanogpt-checkout", "nanogpt-budget", "nanogpt"):
+        for name in ("ours", "modern"):
+            if {base, name} <= summary.keys():
+                gain = 1 - summary[name]["mean"] / summary[base]["mean"]
+                note += f"\n{name} vs {base}: {gain:.1%} lower bits/byte"
     print_table(
-        f"val bits per byte after {args.minutes:g} min of training, {args.threads} threads", rows, note
+        f"{args.text}: val bits per byte after {args.minutes:g} min of training, {args.threads} threads",
+        rows,
+        note,
     )
-    if not args.no_plot:
-        plot(results, ROOT / "docs/img/quality-shakespeare.png", args.minutes)
+    if not args.no_plot and args.text == "tinyshakespeare":
+        first = {name: runs[0] for name, runs in results.items() if runs[0].get("curve")}
+        plot(first, ROOT / "docs/img/quality-shakespeare.png", args.minutes)
     if not args.no_save:
         record = run_info("bench_quality", ["torch"])
         record["config"] = {
+            "text": args.text,
             "minutes": args.minutes,
             "threads": args.threads,
-            "seed": args.seed,
+            "seeds": seeds,
+            "nanogpt": args.nanogpt,
             "quiet": quiet,
         }
-        record["recipes"] = {name: recipes[name] for name in results}
+        record["recipes"] = {name: recipes[name] for name in results if name in recipes}
+        record["summary"] = summary
         record["runs"] = results
         append_result(ROOT / "benchmarks/results/bench_quality.jsonl", record)
+
+
+def shakespeare(data_dir: str) -> str:
+    path = Path(data_dir) / DATA_FILE
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: pass --data-dir (the folder holding {DATA_FILE})")
+    return path.read_text(encoding="utf-8")
+
+
+def stdlib(_data_dir: str) -> str:
+    """The second text, offline, about 3.9 MB: 2 MB of the standard library's source code, then the demo's
+    documentation corpus (the language reference and every docstring, 1.9 MB), whose tail is validation,
+    as in `scratchlm demo --with-source`."""
+    from scratchlm.data.stdlib import source_text
+    from scratchlm.demo.corpus import documentation
+
+    return source_text(2.0) + "\n\n" + documentation()
+
+
+TEXTS = {"tinyshakespeare": shakespeare, "stdlib": stdlib}
+
+
+def run_checkout(checkout: Path, text: str, budget_s: float, seed: int, threads: int) -> dict:
+    """nanoGPT's own train.py with the README's CPU recipe, its schedule sized to the budget by its own
+    measured step time, scored on our validation windows (benchmarks/nanogpt_peer.py)."""
+    import tempfile
+
+    from benchmarks import nanogpt_peer
+
+    with tempfile.TemporaryDirectory() as work:
+        copy = nanogpt_peer.prepare(checkout, Path(work), text, seed)
+        step_s = nanogpt_peer.step_seconds(copy, threads)
+        max_iters = max(101, int(budget_s / step_s * 0.97))
+        print(f"[nanogpt-checkout] {step_s * 1000:.1f} ms/step → max_iters {max_iters} (seed {seed})")
+        seconds, times = nanogpt_peer.run(copy, max_iters, threads)
+        scored = nanogpt_peer.score(copy, "out-bench", text)
+    print(f"[nanogpt-checkout] {seconds:.0f} s, val {scored['val_bpb']:.3f} bits/byte")
+    return {
+        **scored,
+        "steps": max_iters,
+        "tokens": max_iters * 12 * nanogpt_peer.CONTEXT,
+        "train_s": round(sum(times), 1),
+        "wall_s": round(seconds, 1),
+        "step_s_calibrated": step_s,
+    }
 
 
 def apply_changes(recipes: dict, changes: list[str]) -> dict:
@@ -161,7 +256,10 @@ def run_recipe(name: str, recipe: dict, train_text: str, val_text: str, budget_s
     train_ids = np.array(tokenizer.encode_ordinary(train_text), dtype=np.int64)
     val_ids = np.array(tokenizer.encode_ordinary(val_text), dtype=np.int64)
     val_bytes = len(val_text.encode("utf-8"))
-    model_cfg = ModelConfig(vocab_size=tokenizer.vocab_size, **recipe["model"])
+    if "preset" in recipe:
+        model_cfg = preset(recipe["preset"], vocab_size=tokenizer.vocab_size, **recipe["model"])
+    else:
+        model_cfg = ModelConfig(vocab_size=tokenizer.vocab_size, **recipe["model"])
     T = model_cfg.context_length
     print(
         f"\n[{name}] {recipe['about']}: vocab {tokenizer.vocab_size} ({tokenizer_s:.1f} s to train), "
