@@ -245,8 +245,18 @@ def apply_changes(recipes: dict, changes: list[str]) -> dict:
         target = recipes[parts[0]]
         for part in parts[1:-1]:
             target = target[part]
-        target[parts[-1]] = float(value) if any(c in value for c in ".e") else int(value)
+        target[parts[-1]] = _value(value)
     return recipes
+
+
+def _value(text: str):
+    """A --set value: an int, a float, true/false, or else the text itself (e.g. optimizer=adamw)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
 
 
 def run_recipe(name: str, recipe: dict, train_text: str, val_text: str, budget_s: float, seed: int) -> dict:
