@@ -10,6 +10,7 @@ the text to train on, meta.pkl), from the text we pass, so nothing is downloaded
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import pickle
@@ -82,17 +83,14 @@ def step_seconds(copy: Path, threads: int, iters: int = 40) -> float:
 
 def score(copy: Path, out: str, text: str) -> dict:
     """The checkpoint's loss over every validation window at stride CONTEXT, as bits per byte."""
-    sys.path.insert(0, str(copy))
-    try:
-        import model as nanogpt_model  # the checkout's model.py
-    finally:
-        sys.path.remove(str(copy))
+    spec = importlib.util.spec_from_file_location("nanogpt_model", copy / "model.py")
+    nanogpt_model = importlib.util.module_from_spec(spec)  # the checkout's model.py, under its own name
+    spec.loader.exec_module(nanogpt_model)
     checkpoint = torch.load(copy / out / "ckpt.pt", map_location="cpu", weights_only=False)
     model = nanogpt_model.GPT(nanogpt_model.GPTConfig(**checkpoint["model_args"]))
     state = {k.removeprefix("_orig_mod."): v for k, v in checkpoint["model"].items()}
     model.load_state_dict(state)
     model.eval()
-    del sys.modules["model"]
     meta = pickle.loads((copy / "data" / "shakespeare_char" / "meta.pkl").read_bytes())
     val_text = text[int(len(text) * 0.9) :]
     ids = torch.tensor([meta["stoi"][c] for c in val_text])

@@ -22,25 +22,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument(
         "spec", metavar="SPEC", help=f"a preset ({', '.join(PRESETS)}), a directory or Hub name"
     )
-    info.add_argument(
-        "--context-length", "--context", dest="context", type=int, default=None, metavar="N",
-        help="tokens for the KV cache (default: the model's context)",
-    )  # fmt: skip
+    _add_memory_options(info, context=None, context_help="the model's context")
     info.add_argument(
         "--batch-size", "--batch", dest="batch", type=int, default=1, metavar="B",
         help="sequences held in the KV cache",
     )  # fmt: skip
-    add_dtype_argument(info, "of the weights and the cache (default fp32)")
     info.set_defaults(run=run_info)
     diff = verbs.add_parser("diff", help="what really differs between two models' architectures, and sizes")
     diff.add_argument("a", metavar="A", help="a preset, a directory or Hub name")
     diff.add_argument("b", metavar="B", help="another")
-    diff.add_argument(
-        "--context-length", "--context", dest="context", type=int, default=8192, metavar="N",
-        help="tokens for the KV cache (default 8192)",
-    )  # fmt: skip
-    add_dtype_argument(diff, "of the weights and the cache (default fp32)")
+    _add_memory_options(diff, context=8192, context_help="8192")
     diff.set_defaults(run=run_diff)
+
+
+def _add_memory_options(parser: argparse.ArgumentParser, context: int | None, context_help: str) -> None:
+    """What the memory figures are computed for: the tokens in the KV cache and the number type."""
+    parser.add_argument(
+        "--context-length", "--context", dest="context", type=int, default=context, metavar="N",
+        help=f"tokens for the KV cache (default {context_help})",
+    )  # fmt: skip
+    add_dtype_argument(parser, "of the weights and the cache (default fp32)")
 
 
 def _scaling(cfg: ModelConfig) -> str:

@@ -90,11 +90,7 @@ class MuonAdamW:
     def param_groups(self) -> list[dict]:
         return [*self.muon.param_groups, *self.adamw.param_groups]
 
-    @property
-    def state(self) -> dict:
-        return {**self.muon.state, **self.adamw.state}
-
-    def step(self, closure=None) -> None:
+    def step(self) -> None:
         for optimizer in self.optimizers:
             optimizer.step()
 
