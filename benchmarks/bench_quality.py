@@ -2,7 +2,8 @@
 
     python -m benchmarks.bench_quality [--data-dir ../shared/data] [--text tinyshakespeare|stdlib]
                                        [--minutes 5] [--seeds 3] [--nanogpt DIR] [--recipes ...]
-                                       [--set modern.train.muon_lr=0.03 ...] [--threads 2] [--no-plot]
+                                       [--set shipped.train.lr=0.003 ...] [--threads 2] [--no-plot]
+    python -m benchmarks.bench_quality --ablate --minutes 1 --seeds 1
 
 Every recipe trains on the same text and split (the last 10% of the characters is validation, as nanoGPT
 does), seed by seed, side by side in one invocation, with the one training loop
@@ -18,7 +19,13 @@ does), seed by seed, side by side in one invocation, with the one training loop
   (benchmarks/nanogpt_peer.py).
 - `ours`: the recipe `make demo` uses (a byte-level BPE trained on the training part, a GPT-2-style model
   sized for the budget, AdamW).
-- `modern`: the speedrun's small-model recipe (preset modern-cpu) with Muon.
+- `modern`: the speedrun's small-model recipe (preset modern-cpu) with Muon, as first measured.
+- `shipped` (default with `nanogpt-budget`): configs/cpu-5min.yaml, the recipe `scratchlm demo` pretrains
+  with, read from the file.
+
+`--ablate` runs the ablation table instead: the shipped recipe, each of its parts set back to GPT-2's alone,
+a base with every part set back (a GPT-2 of the same size, tokenizer and schedule) and each part added to it
+alone (`PARTS`), each scored once at its end.
 
 Each budgeted recipe gets the same *training* time (the evaluations along the way are not counted): a short
 calibration measures its step time, then the schedule is sized to the budget (`max_steps`), and a deadline
@@ -47,6 +54,7 @@ from scratchlm.config import ModelConfig, TrainConfig, from_dict, preset
 from scratchlm.data.shards import WindowSampler
 from scratchlm.model.gpt import GPT
 from scratchlm.model.sizing import flops_per_token
+from scratchlm.precision import autocast, resolve_precision
 from scratchlm.tokenizer.train import train_bpe
 from scratchlm.train.loop import evaluate, train
 from scratchlm.train.losses import next_token_loss
@@ -83,7 +91,76 @@ RECIPES: dict[str, dict] = {
         | dict(optimizer="muon", muon_lr=0.02),
     },
 }
-DEFAULT_RECIPES = ["nanogpt-budget", "ours", "modern"]
+SHIPPED_YAML = ROOT / "configs/cpu-5min.yaml"
+
+
+def shipped_recipe(path: Path = SHIPPED_YAML) -> dict:
+    """The recipe of configs/cpu-5min.yaml, as `scratchlm pretrain -c` runs it (its time budget is the
+    benchmark's: every recipe here is given the same minutes)."""
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    model = dict(data["model"])
+    train_keys = set(TrainConfig.__dataclass_fields__) - {"max_minutes", "max_steps", "seed", "device"}
+    return {
+        "about": f"{path.name}: {model.get('preset', 'custom')} + {data['train'].get('optimizer', 'adamw')}",
+        "vocab": model.pop("vocab_size"),
+        "preset": model.pop("preset"),
+        "model": model,
+        "train": {k: v for k, v in data["train"].items() if k in train_keys and "interval" not in k},
+    }
+
+
+RECIPES["shipped"] = shipped_recipe()
+DEFAULT_RECIPES = ["nanogpt-budget", "shipped"]
+
+# The ablation (--ablate): each part of the shipped recipe as (its setting, GPT-2's). "without X" is the
+# shipped recipe with X alone set back to GPT-2's; "gpt2 + X" is the shipped recipe with *every* part set
+# back (a GPT-2 of the same size, tokenizer and schedule: the "base" row) but X.
+PARTS: dict[str, tuple[dict, dict]] = {
+    "rotary": ({"model": {"positions": "rope"}}, {"model": {"positions": "learned"}}),
+    "rmsnorm": ({"model": {"norm": "rmsnorm"}}, {"model": {"norm": "layernorm"}}),
+    "qk-norm": ({"model": {"qk_norm": True}}, {"model": {"qk_norm": False}}),
+    "relu2": ({"model": {"mlp": "relu2"}}, {"model": {"mlp": "gelu"}}),
+    "untied head": ({"model": {"tie_embeddings": False}}, {"model": {"tie_embeddings": True}}),
+    "zero-init": ({"model": {"zero_init_residual": True}}, {"model": {"zero_init_residual": False}}),
+    "soft-cap": ({"model": {"logit_softcap": 15.0}}, {"model": {"logit_softcap": None}}),
+    "no bias": ({"model": {"bias": False}}, {"model": {"bias": True}}),
+    "muon": ({"train": {"optimizer": "muon"}}, {"train": {"optimizer": "adamw"}}),
+    "bf16 if faster": ({"train": {"precision": "fastest"}}, {"train": {"precision": "fp32"}}),
+}
+
+
+def ablation_recipes(shipped: dict) -> dict[str, dict]:
+    """{name: recipe}: the shipped recipe, the base (every part set back), each part removed alone from
+    the shipped and each added alone to the base. A part the shipped recipe does not use is skipped."""
+
+    def merged(recipe: dict, *changes: dict) -> dict:
+        out = copy.deepcopy(recipe)
+        for change in changes:
+            for section, values in change.items():
+                out[section] = {**out[section], **values}
+        return out
+
+    def uses(on: dict) -> bool:
+        model = preset(shipped["preset"], vocab_size=shipped["vocab"], **shipped["model"])
+        train = from_dict(TrainConfig, shipped["train"])
+        return all(
+            getattr(model if section == "model" else train, k) == v for section, values in on.items()
+            for k, v in values.items()
+        )  # fmt: skip
+
+    parts = dict(PARTS)
+    if shipped["model"].get("dropout"):  # GPT-2 trained with 0.1; nanoGPT (CPU) and the speedrun use 0
+        parts["dropout"] = ({"model": {"dropout": shipped["model"]["dropout"]}}, {"model": {"dropout": 0.0}})
+    used = {name: part for name, part in parts.items() if uses(part[0])}
+    base = merged(shipped, *(off for _, off in used.values()))
+    recipes = {"shipped": shipped, "base": {**base, "about": "every part set back to GPT-2's"}}
+    for name, (_on, off) in used.items():
+        recipes[f"without {name}"] = {**merged(shipped, off), "about": f"shipped, {name} set back"}
+    for name, (on, _off) in used.items():
+        recipes[f"base + {name}"] = {**merged(base, on), "about": f"base with {name} alone"}
+    return recipes
 
 
 def main() -> None:
@@ -100,6 +177,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget per recipe")
     parser.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES, choices=list(RECIPES))
+    parser.add_argument(
+        "--ablate", action="store_true", help="instead of --recipes: the shipped recipe, each of its parts "
+        "removed alone and each added alone to a GPT-2 of the same size (the ablation table)",
+    )  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3, help="runs per recipe, seeds --seed, --seed + 1, ...")
     parser.add_argument(
         "--nanogpt", metavar="DIR", help="a nanoGPT checkout: its own train.py runs too (the README's CPU "
@@ -123,6 +204,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     keep_heap()  # as `scratchlm pretrain` does on CPUs (train.keep_heap)
     recipes = apply_changes(copy.deepcopy(RECIPES), args.set)
+    if args.ablate:
+        recipes = ablation_recipes(recipes["shipped"])
+        args.recipes = list(recipes)
     cut = int(len(text) * 0.9)
     train_text, val_text = text[:cut], text[cut:]
     quiet = wait_for_quiet(args.max_wait)
@@ -132,7 +216,8 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     for seed in seeds:  # seed by seed, so a shorter run still has every recipe side by side
         for name in args.recipes:
-            run = run_recipe(name, recipes[name], train_text, val_text, args.minutes * 60, seed)
+            points = 0 if args.ablate else CURVE_POINTS  # the ablation scores each run once, at its end
+            run = run_recipe(name, recipes[name], train_text, val_text, args.minutes * 60, seed, points)
             results.setdefault(name, []).append({**run, "seed": seed})
         if args.nanogpt:
             results.setdefault("nanogpt-checkout", []).append(
@@ -142,7 +227,7 @@ def main() -> None:
                 }
             )
 
-    rows = [["recipe", "params", "steps", "tokens", "val bits/byte, mean ± sd", "per seed"]]
+    rows = [["recipe", "params", "ms/step", "steps", "tokens", "val bits/byte, mean ± sd", "per seed"]]
     summary = {}
     for name, runs in results.items():
         bpbs = [r["val_bpb"] for r in runs]
@@ -152,6 +237,7 @@ def main() -> None:
             [
                 name,
                 f"{runs[0]['params']:,}",
+                f"{1000 * statistics.mean(r['step_s_calibrated'] for r in runs):.0f}",
                 f"{statistics.mean(r['steps'] for r in runs):,.0f}",
                 f"{statistics.mean(r['tokens'] for r in runs):,.0f}" if runs[0].get("tokens") else "",
                 f"{summary[name]['mean']:.3f} ± {sd:.3f}",
@@ -163,7 +249,7 @@ def main() -> None:
         f"val, every window scored; {len(seeds)} seed(s)."
     )
     for base in ("nanogpt-checkout", "nanogpt-budget", "nanogpt"):
-        for name in ("ours", "modern"):
+        for name in ("ours", "modern", "shipped"):
             if {base, name} <= summary.keys():
                 gain = 1 - summary[name]["mean"] / summary[base]["mean"]
                 note += f"\n{name} vs {base}: {gain:.1%} lower bits/byte"
@@ -172,9 +258,16 @@ def main() -> None:
         rows,
         note,
     )
-    if not args.no_plot and args.text == "tinyshakespeare":
+    if args.ablate:
+        print_table(
+            "each part removed alone from the shipped recipe, and added alone to the base",
+            *_ablation_rows(summary),
+        )
+    if not args.no_plot and args.text == "tinyshakespeare" and not args.ablate:
         first = {name: runs[0] for name, runs in results.items() if runs[0].get("curve")}
-        plot(first, ROOT / "docs/img/quality-shakespeare.png", args.minutes)
+        peer = summary.get("nanogpt-checkout") or summary.get("nanogpt-budget")
+        goal = 0.85 * peer["mean"] if peer else None
+        plot(first, ROOT / "docs/img/quality-shakespeare.png", args.minutes, goal)
     if not args.no_save:
         record = run_info("bench_quality", ["torch"])
         record["config"] = {
@@ -189,6 +282,23 @@ def main() -> None:
         record["summary"] = summary
         record["runs"] = results
         append_result(ROOT / "benchmarks/results/bench_quality.jsonl", record)
+
+
+def _ablation_rows(summary: dict) -> tuple[list[list[str]], str]:
+    """(rows, note) of the ablation table: per part, bits/byte without it (vs shipped) and with it alone
+    (vs base); negative is better."""
+    rows = [["part", "shipped without it", "Δ", "base with it alone", "Δ"]]
+    shipped, base = summary["shipped"]["mean"], summary["base"]["mean"]
+    for name in (key.removeprefix("without ") for key in summary if key.startswith("without ")):
+        without, alone = summary[f"without {name}"]["mean"], summary[f"base + {name}"]["mean"]
+        rows.append(
+            [name, f"{without:.3f}", f"{shipped - without:+.3f}", f"{alone:.3f}", f"{alone - base:+.3f}"]
+        )
+    note = (
+        f"shipped {shipped:.3f}, base {base:.3f} bits/byte. Δ: what the part is worth (negative: it lowers "
+        "bits/byte): shipped − without, alone − base."
+    )
+    return rows, note
 
 
 def shakespeare(data_dir: str) -> str:
@@ -259,7 +369,15 @@ def _value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def run_recipe(name: str, recipe: dict, train_text: str, val_text: str, budget_s: float, seed: int) -> dict:
+def run_recipe(
+    name: str,
+    recipe: dict,
+    train_text: str,
+    val_text: str,
+    budget_s: float,
+    seed: int,
+    points: int = CURVE_POINTS,
+) -> dict:
     t0 = time.perf_counter()
     tokenizer = train_bpe(train_text, recipe["vocab"], special_tokens=(), min_frequency=2)
     tokenizer_s = time.perf_counter() - t0
@@ -276,27 +394,31 @@ def run_recipe(name: str, recipe: dict, train_text: str, val_text: str, budget_s
         f"{len(val_ids) / val_bytes:.3f} tokens/byte on val"
     )
     base = from_dict(TrainConfig, {**recipe["train"], "seed": seed})
-    step_s = calibrate(model_cfg, base, train_ids, seed)
+    step_s = calibrate(model_cfg, base, train_ids, seed, min(8.0, budget_s / 15))
     if "max_steps" in recipe:  # a fixed recipe: its own number of steps, however long they take
         max_steps = recipe["max_steps"]
         budget_s = max_steps * step_s
     else:
         max_steps = max(base.warmup_steps + 1, int(budget_s / step_s * 0.97))
     cfg = from_dict(TrainConfig, {**recipe["train"], "seed": seed, "max_steps": max_steps})
-    print(f"[{name}] {step_s * 1000:.1f} ms/step → max_steps {max_steps} (about {budget_s:.0f} s)")
+    precision = resolve_precision(cfg.precision, torch.device("cpu"))
+    print(
+        f"[{name}] {step_s * 1000:.1f} ms/step in {precision} → max_steps {max_steps} "
+        f"(about {budget_s:.0f} s)"
+    )
 
     torch.manual_seed(seed)
     model = GPT(model_cfg)
     optimizer = build_optimizer(model, cfg)
     sampler = WindowSampler([train_ids], T, seed)
     val = WindowSampler([val_ids], T, seed)
-    clock = {"train_s": 0.0, "next_eval": budget_s / CURVE_POINTS}
+    clock = {"train_s": 0.0, "next_eval": budget_s / points if points else math.inf}
     curve: list[dict] = []
 
     def on_step(state, result):
         clock["train_s"] += result.seconds
         if clock["train_s"] >= clock["next_eval"]:
-            clock["next_eval"] += budget_s / CURVE_POINTS
+            clock["next_eval"] += budget_s / points
             loss = evaluate(model, val.iter_sequential(32), next_token_loss)
             curve.append(
                 {
@@ -315,6 +437,7 @@ def run_recipe(name: str, recipe: dict, train_text: str, val_text: str, budget_s
         next_token_loss,
         optimizer,
         cfg,
+        autocast=autocast(cfg.precision, torch.device("cpu")),  # scored in fp32 all the same
         on_step=on_step,
         should_stop=lambda: "max_steps" not in recipe and clock["train_s"] >= budget_s,
     )
@@ -326,6 +449,7 @@ def run_recipe(name: str, recipe: dict, train_text: str, val_text: str, budget_s
         "params": sum(p.numel() for p in model.parameters()),
         "flops_per_token": flops_per_token(model_cfg),
         "step_s_calibrated": step_s,
+        "precision": precision,
         "max_steps": max_steps,
         "steps": state.step,
         "tokens": state.tokens,
@@ -344,7 +468,7 @@ def calibrate(
     return step_seconds(model_cfg, cfg, train_ids, seed, seconds)
 
 
-def plot(results: dict, path: Path, minutes: float) -> None:
+def plot(results: dict, path: Path, minutes: float, goal: float | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -355,7 +479,8 @@ def plot(results: dict, path: Path, minutes: float) -> None:
         xs = [p["train_s"] / 60 for p in r["curve"]]
         ys = [p["val_bpb"] for p in r["curve"]]
         ax.plot(xs, ys, marker="o", label=f"{name} (vocab {r['vocab']}): {r['val_bpb']:.3f}")
-    ax.axhline(2.23, color="grey", linestyle=":", label="goal 2.23")
+    if goal is not None:
+        ax.axhline(goal, color="grey", linestyle=":", label=f"15% below nanoGPT: {goal:.3f}")
     ax.set_xlabel("training minutes (2 CPU threads)")
     ax.set_ylabel("val bits per byte")
     ax.set_title(f"tiny Shakespeare, {minutes:g} minutes of training")

@@ -99,6 +99,9 @@ def test_a_run_config_round_trips_through_json_without_its_secret():
         ("pretrain", {"classify": {"data": "a"}, "kind": "classify"}, "not pretrain"),
         ("dpo", {}, "kind must be one of"),
         ("pretrain", {"train": {"eval_interval": 0}}, "eval_interval"),
+        ("pretrain", {"train": {"precision": "int8"}}, "precision must be one of auto, fastest"),
+        ("pretrain", {"train": {"max_minutes": 0}}, "max_minutes must be > 0"),
+        ("instruct", {"train": {"max_minutes": 5}}, "max_minutes is for pretraining"),
     ],
 )
 def test_compose_errors_name_the_setting(kind, settings, message):

@@ -257,6 +257,10 @@ class TrainConfig:
     """The optimisation and the bookkeeping of one run (steps are optimizer updates)."""
 
     max_steps: int = 1000
+    # pretraining: train for about this many minutes instead. A probe of a few seconds measures the step
+    # time at the start and sets max_steps (so the schedule fits the budget); config.json records the
+    # steps chosen, so --resume continues the same schedule. Evaluations and checkpoints come on top.
+    max_minutes: float | None = None
     batch_size: int = 8  # sequences per micro-batch and process
     grad_accum_steps: int = 1
     lr: float = 6e-4
@@ -286,7 +290,9 @@ class TrainConfig:
     sample_tokens: int = 64
     seed: int = 1337
     device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    # auto: bf16 on GPUs that have it, else fp32; fastest: the same on GPUs, and on a CPU whichever of fp32
+    # and bf16 it runs faster (measured at the start; scratchlm.precision).
+    precision: Literal["auto", "fastest", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False  # torch.compile the training forward/backward (evaluation stays eager)
     init: str | None = None  # start from these weights: a model directory or a Hub name ("gpt2")
     peak_flops: float = 0.0  # the device's peak FLOP/s for MFU; 0: a GPU data sheet, or measured
@@ -306,10 +312,13 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise ScratchLMError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ScratchLMError(f"train.max_minutes must be > 0 (or null), got {self.max_minutes}")
         if self.lr <= 0 or self.lr_floor < 0 or self.lr_floor > self.lr:
             raise ScratchLMError(
                 f"train: need 0 <= min_lr <= lr and lr > 0, got lr {self.lr}, min_lr {self.min_lr}"
             )
+        _check_choice("train", "precision", self.precision, ("auto", "fastest", "fp32", "bf16", "fp16"))
         if self.optimizer not in ("adamw", "muon"):
             raise ScratchLMError(f"train.optimizer is adamw or muon, got {self.optimizer!r}")
         if self.muon_lr <= 0 or not 0 <= self.muon_momentum < 1:
@@ -534,6 +543,11 @@ class RunConfig:
         _check_choice("config", "kind", self.kind, KINDS)
         if self.kind != "pretrain" and getattr(self, self.kind) is None:
             raise ScratchLMError(f"a {self.kind} run needs its {self.kind} section")
+        if self.kind != "pretrain" and self.train.max_minutes is not None:
+            raise ScratchLMError(
+                f"train.max_minutes is for pretraining, not {self.kind}: a fine-tune's steps come from "
+                "its epochs (or train.max_steps)"
+            )
 
     @property
     def task(self) -> ClassifyConfig | InstructConfig | None:

@@ -55,7 +55,7 @@ def test_every_stage_on_a_tiny_budget(tmp_path, monkeypatch, capsys):
     digest = hashlib.sha256(corpus.read_bytes()).hexdigest()[:16]
     assert f"{corpus}: {corpus.stat().st_size:,} bytes, SHA-256 {digest}" in md
     assert "| Python | " in md and "| questions | train 24, val 24, test 24" in md
-    assert "| model | context_length=128" in md and "| budget shares | pretrain=0.5" in md
+    assert "| model | preset=modern-cpu, context_length=128" in md and "| budget shares | pretrain=0.5" in md
     shutil.copy(tmp_path / "report.html", tmp_path / "report-first.html")  # rendered last: it may skip
 
     said.clear()

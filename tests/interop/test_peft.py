@@ -108,3 +108,23 @@ def test_adapters_that_do_not_fit_are_refused(tmp_path):
     plain = base(tmp_path)
     with pytest.raises(ScratchLMError, match="apply_lora first"):
         save_peft_adapter(plain, tmp_path / "none")
+
+
+def test_an_architecture_without_a_transformers_family_gets_no_adapter(tmp_path):
+    from scratchlm.config import preset
+    from scratchlm.interop.peft import adapter_format_problem, save_adapter_if_possible
+    from scratchlm.model.gpt import GPT
+
+    modern = GPT(preset("modern-cpu", vocab_size=64, n_layers=1, emb_dim=48, n_heads=2))  # ReLU²: no family
+    apply_lora(modern, rank=2, alpha=4)
+    assert "mlp" in adapter_format_problem(modern)
+    with pytest.raises(ScratchLMError, match="no PEFT adapter for this model"):
+        save_peft_adapter(modern, tmp_path / "adapter")
+    events: list[dict] = []
+    assert save_adapter_if_possible(modern, tmp_path / "adapter", None, events.append) is None
+    assert events[0]["event"] == "no_peft_adapter" and not (tmp_path / "adapter").exists()
+    ours = base(tmp_path)  # GPT-2: written as ever
+    apply_lora(ours, rank=2, alpha=4)
+    assert adapter_format_problem(ours) is None
+    assert save_adapter_if_possible(ours, tmp_path / "gpt2", None, events.append) == tmp_path / "gpt2"
+    assert len(events) == 1

@@ -409,3 +409,73 @@ def test_pretraining_a_small_modern_preset_from_scratch(tmp_path, corpus, tiny_t
     assert model.cfg.kinds == (("full", "full") if name == "qwen3-small" else ("sliding", "full"))
     out = generate(model, torch.tensor([tokenizer.encode_ordinary("def f(")]), max_new_tokens=5)
     assert out.shape[1] == len(tokenizer.encode_ordinary("def f(")) + 5
+
+
+def _small(corpus: Path, tiny_tokenizer: Path, **train) -> RunConfig:
+    """`_short` with the 300-token tokenizer: the output layer stays small."""
+    cfg = _short(corpus, **train)
+    model = dataclasses.replace(cfg.model, vocab_size=300)
+    return dataclasses.replace(
+        cfg, model=model, data=dataclasses.replace(cfg.data, tokenizer=str(tiny_tokenizer))
+    )
+
+
+def test_max_minutes_sizes_the_schedule_once_and_resume_keeps_it(
+    tmp_path, corpus, tiny_tokenizer, monkeypatch
+):
+    from scratchlm.train import pretrain as pretrain_module
+
+    measured = []
+
+    def step_seconds(model_cfg, train_cfg, ids, seed, seconds, model, device):
+        measured.append((seconds, type(model).__name__, str(device)))
+        return 0.5
+
+    monkeypatch.setattr(pretrain_module, "step_seconds", step_seconds)
+    cfg = _small(corpus, tiny_tokenizer, max_minutes=0.05)  # 3 s at a measured 0.5 s/step: 6 steps
+    pretrain_module.pretrain(cfg, tmp_path / "run", show_progress=False)
+    assert measured == [(2.0, "GPT", "cpu")]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["max_steps"] == 6 and saved["train"]["max_minutes"] == 0.05
+    assert sorted(losses(tmp_path / "run")) == [1, 2, 3, 4, 5, 6]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a resumed run must keep the steps it chose")
+
+    monkeypatch.setattr(pretrain_module, "step_seconds", refuse)
+    cfg = RunConfig.from_dict(saved)
+    pretrain_module.pretrain(cfg, tmp_path / "run", resume=True, show_progress=False)
+    assert sorted(losses(tmp_path / "run")) == [1, 2, 3, 4, 5, 6]
+
+
+def test_max_minutes_measures_the_real_step(tmp_path, corpus, tiny_tokenizer):
+    from scratchlm.train.pretrain import fit_to_budget
+
+    cfg = _small(corpus, tiny_tokenizer, max_minutes=0.05, warmup_steps=1)
+    fitted = fit_to_budget(cfg, _model(cfg))
+    assert fitted.train.max_steps > 10  # a 2-layer, 64-wide model steps in well under 0.3 s
+    assert dataclasses.replace(fitted.train, max_steps=cfg.train.max_steps) == cfg.train
+
+
+def test_fastest_precision_is_chosen_once_and_kept_on_resume(tmp_path, corpus, tiny_tokenizer, monkeypatch):
+    from scratchlm import precision
+    from scratchlm.train.pretrain import pretrain
+
+    monkeypatch.setattr(precision, "fastest_cpu_precision", lambda: "fp32")
+    pretrain(
+        _small(corpus, tiny_tokenizer, precision="fastest", max_steps=2),
+        tmp_path / "run",
+        show_progress=False,
+    )
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["precision"] == "fp32"  # what the run trains in, not "fastest"
+    monkeypatch.setattr(precision, "fastest_cpu_precision", lambda: "bf16")  # the probe says otherwise now
+    pretrain(
+        _small(corpus, tiny_tokenizer, precision="fastest"),
+        tmp_path / "run",
+        resume=True,
+        show_progress=False,
+    )
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["precision"] for r in records if r.get("event") == "peak_flops"} == {"fp32"}
+    assert sorted(losses(tmp_path / "run")) == [1, 2, 3, 4]

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     write_report_safely(args.out, command)
     state = outcome.state
     how = "stopped by a signal (--resume continues it)" if outcome.stopped else "done"
-    print(
-        f"{how} at step {state.step:,} of {cfg.train.max_steps:,}; run directory: {args.out}/ (report.html)"
-    )
+    steps = outcome.max_steps or cfg.train.max_steps
+    budget = f" (the steps that fit {cfg.train.max_minutes:g} min)" if cfg.train.max_minutes else ""
+    print(f"{how} at step {state.step:,} of {steps:,}{budget}; run directory: {args.out}/ (report.html)")
     return 0

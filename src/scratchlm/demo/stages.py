@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from scratchlm.demo import corpus as text
 from scratchlm.demo.config import (
@@ -32,6 +32,9 @@ from scratchlm.errors import ScratchLMError
 from scratchlm.files import sha256_file
 from scratchlm.report import write_report_safely
 from scratchlm.results import RESULT_FILE, read_result
+
+if TYPE_CHECKING:
+    from scratchlm.config import ModelConfig
 
 # ---- what each stage returns (demo.json holds one per stage, plus its "seconds") -------------------------
 
@@ -120,7 +123,7 @@ def tokenize(cfg: DemoConfig) -> TokenizeResult:
 def pretrain(cfg: DemoConfig) -> PretrainResult:
     import numpy as np
 
-    from scratchlm.config import ModelConfig, RunConfig, TrainConfig
+    from scratchlm.config import RunConfig, TrainConfig
     from scratchlm.formats.tokenizer_files import load_tokenizer
     from scratchlm.train.perf import step_seconds
     from scratchlm.train.pretrain import pretrain as pretrain_run
@@ -139,7 +142,7 @@ def pretrain(cfg: DemoConfig) -> PretrainResult:
         tok = load_tokenizer(tokenizer_dir)
         if tok.name != text.tokenizer_name(corpus):
             _mismatch(cfg, f"a BPE named {tok.name}", f"one learned from {corpus.name} (--stage tokenize)")
-        model_cfg = ModelConfig(vocab_size=tok.vocab_size, **MODEL)
+        model_cfg = model_config(tok.vocab_size)
         content = corpus.read_text(encoding="utf-8")
         probe_ids = np.array(tok.encode_ordinary(content[:200_000]), dtype=np.int64)
         budget = cfg.minutes * 60 * SHARES["pretrain"]
@@ -438,6 +441,14 @@ def _spread(rows: list, n: int | None) -> list:
     if n is None or len(rows) <= n:
         return rows
     return rows[:: len(rows) // n][:n]
+
+
+def model_config(vocab_size: int) -> ModelConfig:
+    """The demo's model (MODEL: a preset and its overrides) for a tokenizer of `vocab_size`."""
+    from scratchlm.config import preset
+
+    settings = dict(MODEL)
+    return preset(settings.pop("preset"), vocab_size=vocab_size, **settings)
 
 
 def _step_estimate(cfg: DemoConfig) -> float:

@@ -38,7 +38,7 @@ from scratchlm.finetune.classify_metrics import (
 )
 from scratchlm.formats.model_files import save_classifier
 from scratchlm.generate.classifier import predict_logits
-from scratchlm.interop.peft import save_peft_adapter
+from scratchlm.interop.peft import save_adapter_if_possible
 from scratchlm.model.gpt import GPT
 from scratchlm.model.heads import add_classifier_head, classify_logits
 from scratchlm.model.lora import apply_lora, mark_trainable, merge_lora, trainable_report
@@ -281,7 +281,7 @@ class ClassifyTask:
             {"event": "test", "step": state.step, "test_loss": test_loss, "test_accuracy": test["accuracy"]}
         )
         plot_confusion(test["confusion"], self.labels, out / "confusion.png")
-        self._save(out)
+        self._save(out, session.log)
         splits = self.splits
         result: ClassifyResult = {
             "labels": self.labels,
@@ -298,15 +298,18 @@ class ClassifyTask:
         }
         return check_result("classify", result)
 
-    def _save(self, out: Path) -> None:
-        """model/ (LoRA merged into the weights) and, with LoRA, adapter/ (PEFT files + the class head)."""
+    def _save(self, out: Path, log) -> None:
+        """model/ (LoRA merged into the weights) and, with LoRA, adapter/ (PEFT files + the class head) when
+        PEFT's format can describe the architecture."""
         model = self.model
         if self.cfg.lora is not None:
-            save_peft_adapter(model, out / "adapter", base_model_name_or_path=self.cfg.train.init)
-            head = {
-                f"out_head.{k}": v.detach().cpu().contiguous() for k, v in model.out_head.state_dict().items()
-            }
-            save_file(head, str(out / "adapter" / "classifier_head.safetensors"), metadata={"format": "pt"})
+            if save_adapter_if_possible(model, out / "adapter", self.cfg.train.init, log) is not None:
+                head = {
+                    f"out_head.{k}": v.detach().cpu().contiguous()
+                    for k, v in model.out_head.state_dict().items()
+                }
+                path = str(out / "adapter" / "classifier_head.safetensors")
+                save_file(head, path, metadata={"format": "pt"})
             merge_lora(model, unload=True)
         save_classifier(
             model,

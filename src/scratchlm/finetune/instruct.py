@@ -198,9 +198,11 @@ class InstructTask:
             before = self.baseline["responses"]
             result["baseline_seconds"] = round(self.baseline["seconds"], 2)
         if cfg.lora is not None:
-            from scratchlm.interop.peft import save_peft_adapter
+            from scratchlm.interop.peft import save_adapter_if_possible
 
-            result["adapter_dir"] = str(save_peft_adapter(model, out / "adapter", str(cfg.train.init)))
+            adapter = save_adapter_if_possible(model, out / "adapter", str(cfg.train.init), session.log)
+            if adapter is not None:
+                result["adapter_dir"] = str(adapter)
             merge_lora(model, unload=True)
         if self.tests:
             nll_before = self.baseline["test_response_nll"]

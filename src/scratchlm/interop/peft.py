@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -56,6 +57,32 @@ def _is_gpt2(model: torch.nn.Module) -> bool:
     return cfg is None or is_gpt2_architecture(cfg)
 
 
+def adapter_format_problem(model: torch.nn.Module) -> str | None:
+    """Why `model`'s LoRA layers cannot be written in PEFT's format — its architecture is no transformers
+    family (e.g. preset modern-cpu's ReLU² MLP), so no base exists for the adapter — or None."""
+    from scratchlm.interop.hf_export import hf_model_type
+
+    if _is_gpt2(model):
+        return None
+    try:
+        hf_model_type(model.cfg)
+    except ScratchLMError as exc:
+        return str(exc)
+    return None
+
+
+def save_adapter_if_possible(
+    model: torch.nn.Module, directory: str | os.PathLike, base: str | None, log: Callable[[dict], None]
+) -> Path | None:
+    """`save_peft_adapter`, or, for an architecture PEFT's format cannot describe, a `no_peft_adapter`
+    event in the run's log and None (the run's merged model is its result all the same)."""
+    problem = adapter_format_problem(model)
+    if problem is not None:
+        log({"event": "no_peft_adapter", "reason": problem})
+        return None
+    return save_peft_adapter(model, directory, base)
+
+
 def save_peft_adapter(
     model: torch.nn.Module, directory: str | os.PathLike, base_model_name_or_path: str | None = None
 ) -> Path:
@@ -67,6 +94,9 @@ def save_peft_adapter(
         raise ScratchLMError("the model has no LoRA layers: call apply_lora first")
     if any(m.merged for m in modules.values()):
         raise ScratchLMError("the LoRA layers are merged into the weights: unmerge_lora before saving")
+    problem = adapter_format_problem(model)
+    if problem is not None:
+        raise ScratchLMError(f"no PEFT adapter for this model: {problem}")
     gpt2 = _is_gpt2(model)
     tensors = {}
     for name, m in modules.items():

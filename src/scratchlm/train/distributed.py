@@ -46,6 +46,15 @@ def mean_loss_and_tokens(loss_sum: float, tokens: int) -> tuple[float, int]:
     return values[0].item() / world, int(values[1].item())
 
 
+def rank0_value(value: float, device: torch.device) -> float:
+    """Process 0's `value` in every process (e.g. a measured step time, so all agree on max_steps)."""
+    if not is_distributed():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    torch.distributed.broadcast(tensor, src=0)
+    return tensor.item()
+
+
 def shard_model(model: nn.Module, reshard_after_forward: bool = True) -> nn.Module:
     """FSDP2: shard each transformer block, then the rest (embeddings, final norm, the tied head) at the
     root, over all processes of the job. Build the optimizer *after* this: it must see the sharded

@@ -16,6 +16,8 @@ import time
 
 import torch
 
+from scratchlm.precision import autocast
+
 # Dense (no sparsity) tensor-core peaks in FLOP/s for bf16/fp16, from the vendors' data sheets.
 GPU_PEAKS_16BIT = {
     "H200": 989e12,
@@ -131,19 +133,31 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def step_seconds(model_cfg, train_cfg, token_ids, seed: int = 0, seconds: float = 8.0) -> float:
-    """Median seconds per training step of this model and TrainConfig on this machine, measured for about
+def step_seconds(
+    model_cfg,
+    train_cfg,
+    token_ids,
+    seed: int = 0,
+    seconds: float = 8.0,
+    model: torch.nn.Module | None = None,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Median seconds per training step of this model and TrainConfig on `device`, measured for about
     `seconds` on a throwaway copy (so a time budget can become a number of steps, and the cosine schedule
-    can be sized to it)."""
+    can be sized to it), in the config's precision. `model`: measure a copy of this one (e.g. with a LoRA
+    adapter) instead of a fresh `model_cfg` model."""
+    import copy
+
     from scratchlm.data.shards import WindowSampler
     from scratchlm.model.gpt import GPT
     from scratchlm.train.loop import train
     from scratchlm.train.losses import next_token_loss
     from scratchlm.train.optim import build_optimizer
 
+    device = torch.device(device)
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
-    model = GPT(model_cfg)
+    model = (copy.deepcopy(model) if model is not None else GPT(model_cfg)).to(device)
     optimizer = build_optimizer(model, train_cfg)
     sampler = WindowSampler([token_ids], model_cfg.context_length, seed)
     probe = dataclasses.replace(train_cfg, max_steps=10**9, warmup_steps=0)
@@ -155,6 +169,8 @@ def step_seconds(model_cfg, train_cfg, token_ids, seed: int = 0, seconds: float 
         next_token_loss,
         optimizer,
         probe,
+        device=device,
+        autocast=autocast(train_cfg.precision, device),
         on_step=lambda s, r: times.append(r.seconds),
         should_stop=lambda: time.perf_counter() - start > seconds and len(times) >= 2,
     )

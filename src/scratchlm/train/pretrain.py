@@ -16,6 +16,7 @@ import torch
 
 from scratchlm.config import RunConfig
 from scratchlm.data.shards import ShardDataset, WindowSampler
+from scratchlm.device import pick_device
 from scratchlm.errors import ScratchLMError
 from scratchlm.formats.tokenizer_files import load_tokenizer, save_tokenizer
 from scratchlm.generate.generate import generate_text
@@ -23,8 +24,10 @@ from scratchlm.model.gpt import GPT
 from scratchlm.model.lora import apply_lora
 from scratchlm.model.sizing import flops_per_token
 from scratchlm.tokenizer.corpus import expand_inputs, plan_blocks, read_block
+from scratchlm.train.distributed import is_distributed, rank0_value
 from scratchlm.train.loop import TrainState, evaluate
 from scratchlm.train.losses import bits_per_byte, next_token_loss, perplexity
+from scratchlm.train.perf import step_seconds
 from scratchlm.train.plots import plot_run
 from scratchlm.train.session import Outcome, Session, load_init, run_session
 
@@ -101,6 +104,8 @@ class PretrainTask:
         model = model or GPT(cfg.model)  # after the data: their errors come before a slow build
         # With LoRA the base is frozen; only the adapter trains (and is checkpointed with it).
         self.lora_report = apply_lora(model, cfg.lora) if cfg.lora is not None else None
+        if cfg.train.max_minutes and not resume:  # resumed: the steps the run chose when it started
+            cfg = fit_to_budget(cfg, model)
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         self.max_steps = cfg.train.max_steps
         self.steps_per_epoch = None
@@ -135,10 +140,28 @@ class PretrainTask:
 
     def finish(self, session: Session, state: TrainState) -> dict:
         if self.cfg.lora is not None:  # the adapter alone, in PEFT's format, for the base
-            from scratchlm.interop.peft import save_peft_adapter
+            from scratchlm.interop.peft import save_adapter_if_possible
 
-            save_peft_adapter(session.model, session.out / "adapter", self.cfg.train.init)
+            save_adapter_if_possible(session.model, session.out / "adapter", self.cfg.train.init, session.log)
         return {"step": state.step, "best_step": state.best_step}
+
+
+def fit_to_budget(cfg: RunConfig, model: torch.nn.Module) -> RunConfig:
+    """The run with `train.max_steps` = the steps that fit `train.max_minutes`, by the step time of a
+    throwaway copy of `model` measured on the run's device for a few seconds (process 0's measurement in
+    a torchrun job, so every process takes as many steps)."""
+    t = cfg.train
+    budget_s = t.max_minutes * 60
+    device = pick_device(t.device)
+    if device.type == "cuda" and is_distributed():
+        device = torch.device("cuda", torch.cuda.current_device())
+    T = window_length(cfg)
+    ids = np.random.default_rng(t.seed).integers(0, cfg.model.vocab_size, T * t.batch_size * 64)
+    seconds = min(8.0, max(2.0, budget_s / 30))
+    step_s = step_seconds(cfg.model, t, ids, t.seed, seconds, model=model, device=device)
+    step_s = rank0_value(step_s, device)
+    steps = max(t.warmup_steps + 1, int(budget_s / step_s))
+    return replace(cfg, train=replace(t, max_steps=steps))
 
 
 def pretrain(

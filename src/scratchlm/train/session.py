@@ -93,6 +93,7 @@ class Outcome:
     state: TrainState
     stopped: bool  # by a signal, before the end: `--resume` continues it
     result: dict = field(default_factory=dict)  # the task's result (also in `result_file`)
+    max_steps: int | None = None  # the run's (train.max_minutes sizes it at the start)
 
 
 @dataclass
@@ -119,6 +120,7 @@ def run_session(
     out = Path(out_dir)
     saved = _check_run_dir(cfg, out, resume)
     rank, world, device = setup_processes(cfg.train.device)
+    cfg = _chosen_precision(cfg, device, saved)
     is_main = rank == 0
     if cfg.train.keep_heap and device.type == "cpu":
         keep_heap()
@@ -200,7 +202,7 @@ def run_session(
             steps.save(state)
         if stop["signal"] is not None and state.step < task.max_steps:
             runlog.log({"event": "stopped_by_signal", "signal": int(stop["signal"]), "step": state.step})
-            return Outcome(state, stopped=True)
+            return Outcome(state, stopped=True, max_steps=task.max_steps)
         if is_main:
             task.plot(out)
         if task.restore_best and is_main:
@@ -213,7 +215,7 @@ def run_session(
         if is_main and task.result_file:
             write_json(out / task.result_file, result)
         runlog.log({"event": "finished", "step": state.step})
-        return Outcome(state, stopped=False, result=result)
+        return Outcome(state, stopped=False, result=result, max_steps=task.max_steps)
     finally:
         steps.bar.close()
         runlog.close()
@@ -364,6 +366,16 @@ def load_init(cfg: RunConfig):
             f"vocabulary of {model_cfg.vocab_size:,}"
         )
     return model, tokenizer, replace(cfg, model=model_cfg)
+
+
+def _chosen_precision(cfg: RunConfig, device: torch.device, saved: dict | None) -> RunConfig:
+    """The run with `train.precision: fastest` made the precision it measured (or, resumed, the one the run
+    chose when it started, so that it goes on as it began): config.json records what the run trains in."""
+    if cfg.train.precision != "fastest":
+        return cfg
+    before = (saved or {}).get("train", {}).get("precision")
+    precision = before if before in ("fp32", "bf16") else resolve_precision("fastest", device)
+    return replace(cfg, train=replace(cfg.train, precision=precision))
 
 
 def _check_run_dir(cfg: RunConfig, out: Path, resume: bool) -> dict | None:
