@@ -101,13 +101,14 @@ def shipped_recipe(path: Path = SHIPPED_YAML) -> dict:
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     model = dict(data["model"])
-    train_keys = set(TrainConfig.__dataclass_fields__) - {"max_minutes", "max_steps", "seed", "device"}
+    bookkeeping = {"max_minutes", "max_steps", "seed", "device", "eval_batches", "keep_last"}
+    train_keys = {k for k in TrainConfig.__dataclass_fields__ if k not in bookkeeping and "interval" not in k}
     return {
         "about": f"{path.name}: {model.get('preset', 'custom')} + {data['train'].get('optimizer', 'adamw')}",
         "vocab": model.pop("vocab_size"),
         "preset": model.pop("preset"),
         "model": model,
-        "train": {k: v for k, v in data["train"].items() if k in train_keys and "interval" not in k},
+        "train": {k: v for k, v in data["train"].items() if k in train_keys},
     }
 
 

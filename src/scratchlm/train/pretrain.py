@@ -24,7 +24,7 @@ from scratchlm.model.gpt import GPT
 from scratchlm.model.lora import apply_lora
 from scratchlm.model.sizing import flops_per_token
 from scratchlm.tokenizer.corpus import expand_inputs, plan_blocks, read_block
-from scratchlm.train.distributed import is_distributed, rank0_value
+from scratchlm.train.distributed import rank0_value
 from scratchlm.train.loop import TrainState, evaluate
 from scratchlm.train.losses import bits_per_byte, next_token_loss, perplexity
 from scratchlm.train.perf import step_seconds
@@ -152,9 +152,7 @@ def fit_to_budget(cfg: RunConfig, model: torch.nn.Module) -> RunConfig:
     a torchrun job, so every process takes as many steps)."""
     t = cfg.train
     budget_s = t.max_minutes * 60
-    device = pick_device(t.device)
-    if device.type == "cuda" and is_distributed():
-        device = torch.device("cuda", torch.cuda.current_device())
+    device = pick_device(t.device)  # "cuda" is the current device, which torchrun's setup made this rank's
     T = window_length(cfg)
     ids = np.random.default_rng(t.seed).integers(0, cfg.model.vocab_size, T * t.batch_size * 64)
     seconds = min(8.0, max(2.0, budget_s / 30))
