@@ -3,7 +3,7 @@
     python -m benchmarks.bench_quality [--data-dir ../shared/data] [--text tinyshakespeare|stdlib]
                                        [--minutes 5] [--seeds 3] [--nanogpt DIR] [--recipes ...]
                                        [--set shipped.train.lr=0.003 ...] [--threads 2] [--no-plot]
-    python -m benchmarks.bench_quality --ablate --minutes 1 --seeds 1
+    python -m benchmarks.bench_quality --ablate --minutes 1 --seeds 1 [--parts 'value embeddings' ...]
 
 Every recipe trains on the same text and split (the last 10% of the characters is validation, as nanoGPT
 does), seed by seed, side by side in one invocation, with the one training loop
@@ -25,7 +25,8 @@ does), seed by seed, side by side in one invocation, with the one training loop
 
 `--ablate` runs the ablation table instead: the shipped recipe, each of its parts set back to GPT-2's alone,
 a base with every part set back (a GPT-2 of the same size, tokenizer and schedule) and each part added to it
-alone (`PARTS`), each scored once at its end.
+alone (`PARTS`), each scored once at its end. A part the shipped recipe leaves out (value embeddings) is
+added to it instead. `--parts` runs only the named parts' rows.
 
 Each budgeted recipe gets the same *training* time (the evaluations along the way are not counted): a short
 calibration measures its step time, then the schedule is sized to the budget (`max_steps`), and a deadline
@@ -129,12 +130,14 @@ PARTS: dict[str, tuple[dict, dict]] = {
     "no bias": ({"model": {"bias": False}}, {"model": {"bias": True}}),
     "muon": ({"train": {"optimizer": "muon"}}, {"train": {"optimizer": "adamw"}}),
     "bf16 if faster": ({"train": {"precision": "fastest"}}, {"train": {"precision": "fp32"}}),
+    "value embeddings": ({"model": {"value_embeddings": 1}}, {"model": {"value_embeddings": 0}}),
 }
 
 
 def ablation_recipes(shipped: dict) -> dict[str, dict]:
     """{name: recipe}: the shipped recipe, the base (every part set back), each part removed alone from
-    the shipped and each added alone to the base. A part the shipped recipe does not use is skipped."""
+    the shipped and each added alone to the base. A part the shipped recipe leaves out (value embeddings)
+    is added to it instead ("shipped + part"), and to the base."""
 
     def merged(recipe: dict, *changes: dict) -> dict:
         out = copy.deepcopy(recipe)
@@ -159,7 +162,10 @@ def ablation_recipes(shipped: dict) -> dict[str, dict]:
     recipes = {"shipped": shipped, "base": {**base, "about": "every part set back to GPT-2's"}}
     for name, (_on, off) in used.items():
         recipes[f"without {name}"] = {**merged(shipped, off), "about": f"shipped, {name} set back"}
-    for name, (on, _off) in used.items():
+    for name, (on, _off) in parts.items():
+        if name not in used:
+            recipes[f"shipped + {name}"] = {**merged(shipped, on), "about": f"shipped with {name} added"}
+    for name, (on, _off) in parts.items():
         recipes[f"base + {name}"] = {**merged(base, on), "about": f"base with {name} alone"}
     return recipes
 
@@ -181,6 +187,10 @@ def main() -> None:
     parser.add_argument(
         "--ablate", action="store_true", help="instead of --recipes: the shipped recipe, each of its parts "
         "removed alone and each added alone to a GPT-2 of the same size (the ablation table)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--parts", nargs="+", metavar="PART", help="with --ablate: only these parts' rows (and shipped and "
+        "base), e.g. --parts 'value embeddings' rotary",
     )  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3, help="runs per recipe, seeds --seed, --seed + 1, ...")
     parser.add_argument(
@@ -207,7 +217,13 @@ def main() -> None:
     recipes = apply_changes(copy.deepcopy(RECIPES), args.set)
     if args.ablate:
         recipes = ablation_recipes(recipes["shipped"])
-        args.recipes = list(recipes)
+        unknown = sorted(set(args.parts or ()) - set(PARTS) - {"dropout"})
+        if unknown:
+            raise SystemExit(f"--parts: unknown {unknown} (known: {', '.join(PARTS)}, dropout)")
+        args.recipes = [
+            name for name in recipes
+            if not args.parts or name in ("shipped", "base") or name.split(" ", 2)[-1] in args.parts
+        ]  # fmt: skip
     cut = int(len(text) * 0.9)
     train_text, val_text = text[:cut], text[cut:]
     quiet = wait_for_quiet(args.max_wait)
@@ -296,23 +312,28 @@ def _ablation_rows(summary: dict) -> tuple[list[list[str]], str]:
     (vs base); negative is better."""
     rows = [["part", "shipped without it", "Δ", "ms/step", "base with it alone", "Δ", "ms/step"]]
     shipped, base = summary["shipped"], summary["base"]
-    for name in (key.removeprefix("without ") for key in summary if key.startswith("without ")):
-        without, alone = summary[f"without {name}"], summary[f"base + {name}"]
+    for key in summary:
+        if not key.startswith(("without ", "shipped + ")):
+            continue
+        name, added = key.split(" ", 2)[-1], key.startswith("shipped + ")
+        changed, alone = summary[key], summary.get(f"base + {name}")
+        worth = changed["mean"] - shipped["mean"] if added else shipped["mean"] - changed["mean"]
         rows.append(
             [
-                name,
-                f"{without['mean']:.3f}",
-                f"{shipped['mean'] - without['mean']:+.3f}",
-                f"{without['ms_per_step']:.0f}",
-                f"{alone['mean']:.3f}",
-                f"{alone['mean'] - base['mean']:+.3f}",
-                f"{alone['ms_per_step']:.0f}",
+                f"{name} (+)" if added else name,
+                f"{changed['mean']:.3f}",
+                f"{worth:+.3f}",
+                f"{changed['ms_per_step']:.0f}",
+                f"{alone['mean']:.3f}" if alone else "",
+                f"{alone['mean'] - base['mean']:+.3f}" if alone else "",
+                f"{alone['ms_per_step']:.0f}" if alone else "",
             ]
         )
     note = (
         f"shipped {shipped['mean']:.3f} bits/byte at {shipped['ms_per_step']:.0f} ms/step, base "
         f"{base['mean']:.3f} at {base['ms_per_step']:.0f}. Δ: what the part is worth (negative: it lowers "
-        "bits/byte): shipped − without, alone − base."
+        "bits/byte): shipped − without, alone − base. (+): a part the shipped recipe leaves out, added to it "
+        "instead (Δ = with it − shipped)."
     )
     return rows, note
 

@@ -111,6 +111,19 @@ class ModelConfig:
     # Initialisation (no effect on a loaded model): the projections into the residual stream (attention
     # output, MLP output) start at zero, so each block starts as the identity (modded-nanogpt)
     zero_init_residual: bool = False
+    # Value embeddings (modded-nanogpt): k extra token-embedding tables, table j mixed into the attention
+    # values of layer j and of layer n_layers - k + j (the first k and the last k layers): each of those
+    # layers gets v = a * v + b * table[token] with two learned scalars (0.5 each at the start). 0: none
+    value_embeddings: int = 0
+
+    def value_table(self, layer: int) -> int | None:
+        """The value-embedding table that `layer` mixes into its values, or None."""
+        k = self.value_embeddings
+        if layer < k:
+            return layer
+        if layer >= self.n_layers - k:
+            return layer - (self.n_layers - k)
+        return None
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "emb_dim", "n_heads", "n_layers"):
@@ -131,6 +144,13 @@ class ModelConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ScratchLMError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        k = self.value_embeddings
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0 or 2 * k > self.n_layers:
+            raise ScratchLMError(
+                f"ModelConfig.value_embeddings must be an integer from 0 to n_layers / 2 = "
+                f"{self.n_layers // 2} (a table for each of the first and the last that many layers), "
+                f"got {k!r}"
+            )
         _check_choice("ModelConfig", "positions", self.positions, ("learned", "rope"))
         _check_choice("ModelConfig", "norm", self.norm, ("layernorm", "rmsnorm", "rmsnorm_offset"))
         _check_choice("ModelConfig", "mlp", self.mlp, ("gelu", "relu2", "swiglu", "geglu"))
@@ -674,7 +694,8 @@ def modern_cpu(**overrides: Any) -> ModelConfig:
     """The modern small-model recipe of the nanoGPT speedrun (modded-nanogpt) at the demo's CPU size: 4
     layers, 192 wide, 6 heads, context 128, and each part a switch of its own: rotary positions, RMSNorm,
     QK-norm, a ReLU² MLP, an untied head, the residual projections zero at the start, logits soft-capped at
-    15, no biases, no dropout. Train it with `train.optimizer: muon`."""
+    15, no biases, no dropout. Train it with `train.optimizer: muon`. Value embeddings are the one part it
+    leaves off (`value_embeddings=1` or 2 to try them: +vocab x width parameters per table)."""
     settings = dict(context_length=128, emb_dim=192, n_heads=6, n_layers=4, dropout=0.0, bias=False)
     settings |= dict(positions="rope", norm="rmsnorm", qk_norm=True, mlp="relu2", tie_embeddings=False)
     settings |= dict(zero_init_residual=True, logit_softcap=15.0)

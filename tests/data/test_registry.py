@@ -105,3 +105,37 @@ def test_the_registry_lists_what_the_issue_names():
         assert d.url.startswith("https://") and d.license and d.filename
     known = {d.name: d for d in registry.DATASETS.values()}
     assert known["tinyshakespeare"].size == 1_115_394 and len(known["tinyshakespeare"].sha256) == 64
+
+
+def test_a_zipped_dataset_is_its_member_extracted_and_readable_as_a_table(mirror, tmp_path, monkeypatch):
+    """The SMS Spam Collection is published as a zip: `data get` gives the TSV inside, which classify reads
+    (README: `scratchlm finetune classify -d "$(scratchlm data get sms-spam)" ...`)."""
+    import zipfile
+
+    from scratchlm.data.classification import read_labeled
+
+    rows = 'ham\tSee you at 5\nspam\tWIN a prize! Text 8"\n'
+    with zipfile.ZipFile(mirror / "spam.zip", "w") as zf:
+        zf.writestr("SMSSpamCollection", rows)
+        zf.writestr("readme", "about the data")
+    zipped = Dataset("spamzip", "https://x.invalid/s.zip", "spam.zip", "t", "CC", member="SMSSpamCollection",
+                     extracted="spam.tsv")  # fmt: skip
+    monkeypatch.setitem(registry.DATASETS, "spamzip", zipped)
+    path = registry.get("spamzip", show_progress=False)
+    assert path == tmp_path / "cache" / "datasets" / "spam.tsv"
+    assert read_labeled(path, "1", "0") == (["See you at 5", 'WIN a prize! Text 8"'], ["ham", "spam"])
+    (mirror / "spam.zip").unlink()
+    assert registry.get("spamzip", show_progress=False) == path  # from the cache, not extracted again
+    assert registry.DATASETS["sms-spam"].extracted.endswith(".tsv")
+
+    with zipfile.ZipFile(mirror / "other.zip", "w") as zf:
+        zf.writestr("readme", "no data here")
+    other = Dataset("other", "u", "other.zip", "t", "?", member="data")
+    monkeypatch.setitem(registry.DATASETS, "other", other)
+    with pytest.raises(ScratchLMError, match="no data in the zip"):
+        registry.get("other", show_progress=False)
+    (mirror / "broken.zip").write_bytes(b"not a zip at all")
+    broken = Dataset("broken", "u", "broken.zip", "t", "?", member="x")
+    monkeypatch.setitem(registry.DATASETS, "broken", broken)
+    with pytest.raises(ScratchLMError, match="not a readable zip"):
+        registry.get("broken", show_progress=False)

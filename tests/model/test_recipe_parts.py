@@ -1,8 +1,10 @@
-"""The modern small-model recipe's own parts (issue 27): the ReLU² MLP and zero-initialised residual
-projections, each a switch, and the `modern-cpu` preset that puts them together with the families' parts
-(rotary positions, RMSNorm, QK-norm, an untied head, soft-capped logits)."""
+"""The modern small-model recipe's own parts (issue 27): the ReLU² MLP, zero-initialised residual
+projections and value embeddings, each a switch, and the `modern-cpu` preset that puts them together with
+the families' parts (rotary positions, RMSNorm, QK-norm, an untied head, soft-capped logits)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -19,7 +21,7 @@ from scratchlm.model.lora import apply_lora, lora_modules
 from scratchlm.model.sizing import flops_per_token, parameter_count
 from scratchlm.train.loop import train
 from scratchlm.train.losses import next_token_loss
-from scratchlm.train.optim import build_optimizer
+from scratchlm.train.optim import build_optimizer, split_for_muon
 from tests.tiny import tiny_config, tiny_gpt
 
 
@@ -60,6 +62,7 @@ def test_zero_initialised_blocks_start_as_the_identity():
         {"tie_embeddings": True},
         {"zero_init_residual": False},
         {"positions": "learned"},
+        {"value_embeddings": 2},
     ],
 )
 def test_the_preset_with_each_part_switched_decodes_as_the_full_pass(change):
@@ -109,3 +112,72 @@ def test_relu_squared_is_not_a_hugging_face_family():
         export_hf(tiny_gpt(mlp="relu2"), "/nonexistent/never-written")
     with pytest.raises(ScratchLMError, match="mlp"):
         ModelConfig(mlp="relu3")
+
+
+def test_value_embeddings_are_mixed_into_the_values_of_the_first_and_last_layers(monkeypatch):
+    cfg = tiny_config(vocab_size=97, n_layers=6, value_embeddings=2, n_kv_heads=1)
+    assert [cfg.value_table(layer) for layer in range(6)] == [0, 1, None, None, 0, 1]
+    model = GPT(cfg).eval()
+    assert parameter_count(cfg) == model.num_parameters()
+    assert parameter_count(cfg) - parameter_count(tiny_config(vocab_size=97, n_layers=6, n_kv_heads=1)) == (
+        2 * 97 * 16 + 4 * 2  # two tables of vocab x the key/value width (one head of 16), 2 weights per layer
+    )
+    assert flops_per_token(cfg) == flops_per_token(tiny_config(vocab_size=97, n_layers=6, n_kv_heads=1))
+    assert [b.att.ve_mix is not None for b in model.trf_blocks] == [True, True, False, False, True, True]
+    assert all(torch.equal(b.att.ve_mix, torch.full((2,), 0.5)) for b in model.trf_blocks[:2])
+
+    # With the mix at (1, 0) the model is the same model without value embeddings; with (a, b), the values
+    # of the tokens are a * v + b * table[token] exactly.
+    plain = GPT(tiny_config(vocab_size=97, n_layers=6, n_kv_heads=1)).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    ids = torch.randint(0, 97, (2, 9))
+    with torch.no_grad():
+        for block in model.trf_blocks[:2] + model.trf_blocks[4:]:
+            block.att.ve_mix.copy_(torch.tensor([1.0, 0.0]))
+        assert torch.allclose(model(ids), plain(ids), atol=1e-6)
+        block = model.trf_blocks[1].att
+        block.ve_mix.copy_(torch.tensor([0.7, 0.3]))
+        x = torch.randn(2, 9, cfg.emb_dim)
+        ve = model.value_embs[1](ids)
+        _, _, v = block.qkv(x).split(block.sizes, dim=2)
+        seen, original = {}, F.scaled_dot_product_attention
+
+        def spy(q, k, v, **kwargs):
+            seen["v"] = v
+            return original(q, k, v, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(F, "scaled_dot_product_attention", spy)
+            block(x, ve=ve)
+        mixed = (0.7 * v + 0.3 * ve).view(2, 9, 1, 16).transpose(1, 2)
+        assert torch.allclose(seen["v"], mixed, atol=1e-6)
+        assert not torch.allclose(model(ids), plain(ids), atol=1e-3)  # and the tables do change the output
+    with pytest.raises(ValueError, match="ve"):
+        block(x)
+
+
+def test_value_embeddings_train_with_adamw_in_bf16_and_round_trip(tmp_path):
+    from scratchlm.formats.model_files import export_hf, load_model, save_model
+
+    cfg = preset("modern-cpu", vocab_size=61, context_length=16, emb_dim=48, n_heads=4, value_embeddings=1)
+    cfg = dataclasses.replace(cfg, zero_init_residual=False)  # (zero projections pass no gradient back yet)
+    torch.manual_seed(0)
+    model = GPT(cfg)
+    hidden, rest = split_for_muon(model)
+    assert any(p is model.value_embs[0].weight for p in rest)  # an embedding: AdamW's, not Muon's
+    assert not any(p is model.value_embs[0].weight for p in hidden)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the tables are fp32, the values bf16
+        loss = next_token_loss(model, (torch.randint(0, 61, (2, 16)), torch.randint(0, 61, (2, 16))))
+    loss.backward()
+    assert model.value_embs[0].weight.grad.abs().sum() > 0
+    assert model.trf_blocks[-1].att.ve_mix.grad is not None
+    save_model(model.eval(), tmp_path / "m")
+    loaded, _ = load_model(tmp_path / "m")
+    assert loaded.cfg.value_embeddings == 1
+    ids = torch.randint(0, 61, (1, 10))
+    with torch.no_grad():
+        assert torch.equal(loaded(ids), model(ids))
+    with pytest.raises(ScratchLMError, match="value_embeddings"):
+        export_hf(model, tmp_path / "hf")
+    with pytest.raises(ScratchLMError, match="value_embeddings"):
+        ModelConfig(n_layers=4, value_embeddings=3)  # a table for the first and the last 3 of 4 layers

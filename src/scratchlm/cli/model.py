@@ -85,6 +85,8 @@ def describe(cfg: ModelConfig) -> str:
     parts += [f"attention soft-cap {cfg.attn_softcap:g}"] if cfg.attn_softcap is not None else []
     parts += [f"logit soft-cap {cfg.logit_softcap:g}"] if cfg.logit_softcap is not None else []
     parts += ["q/k/v biases"] if cfg.qkv_bias else []
+    k = cfg.value_embeddings
+    parts += [f"{k} value embedding{'s' if k > 1 else ''} (first and last {k} layers)"] if k else []
     parts += [] if cfg.bias else ["no other biases"]
     parts += ["head tied to the embedding" if cfg.tie_embeddings else "untied head"]
     return ", ".join(parts)
@@ -134,6 +136,9 @@ def aspects(cfg: ModelConfig) -> dict[str, str]:
         "biases": ("q/k/v" if cfg.qkv_bias else "no q/k/v") + (", projections and MLP" if cfg.bias else ""),
         "embedding": ("x sqrt(width), " if cfg.emb_scale else "")
         + ("head tied" if cfg.tie_embeddings else "head untied"),
+        "value embeds": (
+            f"{cfg.value_embeddings} (first and last layers)" if cfg.value_embeddings else "none"
+        ),
     }
 
 

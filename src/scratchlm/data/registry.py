@@ -31,6 +31,8 @@ class Dataset:
     size: int | None = None  # bytes, when known
     sha256: str | None = None  # when known; else trusted on first download
     local_names: tuple[str, ...] = ()  # other paths under a --data-dir that hold the same data
+    member: str | None = None  # the data file inside the downloaded zip: `get` returns it, extracted
+    extracted: str | None = None  # the extracted member's name in the cache (its suffix names the format)
 
 
 DATASETS: dict[str, Dataset] = {
@@ -58,9 +60,11 @@ DATASETS: dict[str, Dataset] = {
             "sms-spam",
             "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
             "sms_spam_collection.zip",
-            "SMS Spam Collection v.1: 5,574 messages labelled ham/spam (a zip holding a TSV)",
+            "SMS Spam Collection v.1: 5,574 messages labelled ham/spam (a zip; `get` extracts its TSV)",
             "CC BY 4.0",
             local_names=("sms_spam/sms_spam.tsv",),
+            member="SMSSpamCollection",
+            extracted="sms_spam.tsv",
         ),
         Dataset(
             "instruction-data",
@@ -118,7 +122,41 @@ def find_local(name: str, data_dir: str | os.PathLike | None = None) -> Path | N
 
 
 def get(name: str, data_dir: str | os.PathLike | None = None, show_progress: bool = True) -> Path:
-    """A local path to the dataset: found in `data_dir` or the cache, or downloaded into the cache."""
+    """A local path to the dataset: found in `data_dir` or the cache, or downloaded into the cache. A
+    dataset published as a zip (`member`) is the member file, extracted into the cache beside it."""
+    path = _get_file(name, data_dir, show_progress)
+    d = dataset(name)
+    return _extract(d, path) if d.member and path.suffix.lower() == ".zip" else path
+
+
+def _extract(d: Dataset, archive: Path) -> Path:
+    """`d.member` of the zip `archive`, written (atomically) to the cache as `d.extracted` unless the copy
+    there is already newer than the archive."""
+    import zipfile
+
+    dest = cache_dir() / (d.extracted or d.member)
+    if dest.is_file() and dest.stat().st_mtime >= archive.stat().st_mtime:
+        return dest
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            member = next((n for n in names if n.rsplit("/", 1)[-1] == d.member), None)
+            if member is None:
+                raise ScratchLMError(
+                    f"{archive}: no {d.member} in the zip (it holds {', '.join(names[:5]) or 'nothing'})"
+                )
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            part = dest.with_name(dest.name + ".part")
+            part.write_bytes(zf.read(member))
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ScratchLMError(f"{archive}: not a readable zip ({exc}); delete it and run `scratchlm data get "
+                             f"{d.name}`") from None  # fmt: skip
+    os.replace(part, dest)
+    return dest
+
+
+def _get_file(name: str, data_dir: str | os.PathLike | None, show_progress: bool) -> Path:
+    """The dataset's file as published, found or downloaded."""
     found = find_local(name, data_dir)
     if found is not None:
         return found

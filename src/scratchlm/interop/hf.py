@@ -91,6 +91,7 @@ def is_gpt2_architecture(cfg: ModelConfig) -> bool:
         and cfg.attn_scalar is None
         and cfg.attn_softcap is None
         and cfg.logit_softcap is None
+        and not cfg.value_embeddings
         and set(cfg.kinds) == {"full"}
     )
 
@@ -99,8 +100,8 @@ def require_gpt2(cfg: ModelConfig) -> None:
     if not is_gpt2_architecture(cfg):
         raise ScratchLMError(
             "this model is not GPT-2-shaped (rotary positions, RMSNorm, a gated MLP, grouped-query or "
-            "sliding-window attention, another MLP width, no biases, Gemma's norms or scales): it cannot be "
-            "written as a Hugging Face GPT-2 model"
+            "sliding-window attention, another MLP width, no biases, Gemma's norms or scales, value "
+            "embeddings): it cannot be written as a Hugging Face GPT-2 model"
         )
 
 

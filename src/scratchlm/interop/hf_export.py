@@ -48,7 +48,7 @@ def _differences(cfg: ModelConfig, wanted: dict[str, Any]) -> list[str]:
 
 def hf_model_type(cfg: ModelConfig) -> str:
     """The Hugging Face `model_type` whose architecture is exactly `cfg`'s, else a clear error."""
-    common = {"positions": "rope", "bias": False, "attn_softcap": None}
+    common = {"positions": "rope", "bias": False, "attn_softcap": None, "value_embeddings": 0}
     sliding = "sliding" in cfg.kinds
     if cfg.norm_placement == "sandwich":
         model_type = "gemma3_text"

@@ -22,7 +22,8 @@ from scratchlm.model.rope import apply_rotary
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, value_embedding: bool = False) -> None:
+        """`value_embedding`: this layer mixes a value embedding into its values (`forward`'s `ve`)."""
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         self.dropout = cfg.dropout
@@ -39,6 +40,8 @@ class MultiHeadAttention(nn.Module):
         # The scores' scale: 1 / sqrt(head_dim), or Gemma's 1 / sqrt(query_pre_attn_scalar).
         self.scale = cfg.attn_scalar**-0.5 if cfg.attn_scalar is not None else None
         self.softcap = cfg.attn_softcap
+        # Value embeddings (modded-nanogpt): v = a * v + b * ve, a and b learned, 0.5 each at the start.
+        self.ve_mix = nn.Parameter(torch.full((2,), 0.5)) if value_embedding else None
 
     def forward(
         self,
@@ -47,12 +50,18 @@ class MultiHeadAttention(nn.Module):
         kv_cache: KVCache | None = None,
         layer: int = 0,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        ve: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: (B, T, C). `attn_mask`: None for plain causal attention, else a boolean (B or 1, 1, T, T_keys)
         mask where True means "may attend". With a cache, keys/values of earlier tokens come from it.
-        `rope`: the (cos, sin) of these T positions, for rotary positions."""
+        `rope`: the (cos, sin) of these T positions, for rotary positions. `ve`: (B, T, kv width), this
+        layer's value embedding of the T tokens, when it has one."""
         B, T, _ = x.shape
         q, k, v = self.qkv(x).split(self.sizes, dim=2)
+        if self.ve_mix is not None:
+            if ve is None:
+                raise ValueError("this attention layer mixes in a value embedding: pass `ve`")
+            v = self.ve_mix[0] * v + self.ve_mix[1] * ve.to(v.dtype)
         whole = self.q_norm is not None and self.k_norm is not None and not self.qk_norm_heads
         if whole:
             q, k = self.q_norm(q), self.k_norm(k)

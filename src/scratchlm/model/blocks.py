@@ -93,11 +93,11 @@ class TransformerBlock(nn.Module):
     x + dropout(post_norm(attention(norm(x)))), which keeps what each layer adds on one scale. "post"
     (Olmo 2): only that one, x + dropout(post_norm(attention(x)))."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, value_embedding: bool = False) -> None:
         super().__init__()
         pre, post = cfg.norm_placement != "post", cfg.norm_placement != "pre"
         self.norm1 = make_norm(cfg) if pre else nn.Identity()
-        self.att = MultiHeadAttention(cfg)
+        self.att = MultiHeadAttention(cfg, value_embedding)
         self.norm2 = make_norm(cfg) if pre else nn.Identity()
         self.ff = make_feed_forward(cfg)
         self.drop_shortcut = nn.Dropout(cfg.dropout)
@@ -116,6 +116,8 @@ class TransformerBlock(nn.Module):
         kv_cache: KVCache | None = None,
         layer: int = 0,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        ve: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.drop_shortcut(self.post_norm1(self.att(self.norm1(x), attn_mask, kv_cache, layer, rope)))
+        attended = self.att(self.norm1(x), attn_mask, kv_cache, layer, rope, ve)
+        x = x + self.drop_shortcut(self.post_norm1(attended))
         return x + self.drop_shortcut(self.post_norm2(self.ff(self.norm2(x))))

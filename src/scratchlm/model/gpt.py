@@ -12,6 +12,7 @@ from torch import nn
 
 from scratchlm.config import ModelConfig
 from scratchlm.errors import ScratchLMError
+from scratchlm.model.attention import MultiHeadAttention
 from scratchlm.model.blocks import LayerNorm, RMSNorm, TransformerBlock, make_norm
 from scratchlm.model.embeddings import Embeddings
 from scratchlm.model.kv_cache import KVCache
@@ -23,7 +24,13 @@ class GPT(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.emb = Embeddings(cfg)
-        self.trf_blocks = nn.ModuleList(TransformerBlock(cfg) for _ in range(cfg.n_layers))
+        # Value embeddings (cfg.value_embeddings tables, each read by two layers: cfg.value_table)
+        self.value_embs = nn.ModuleList(
+            nn.Embedding(cfg.vocab_size, cfg.kv_heads * cfg.head_dim) for _ in range(cfg.value_embeddings)
+        )
+        self.trf_blocks = nn.ModuleList(
+            TransformerBlock(cfg, cfg.value_table(layer) is not None) for layer in range(cfg.n_layers)
+        )
         self.final_norm = make_norm(cfg)
         self.out_head = nn.Linear(cfg.emb_dim, cfg.vocab_size, bias=False)
         self.reset_rope()
@@ -56,6 +63,7 @@ class GPT(nn.Module):
         - the output head is the token embedding when tied, else normal(0, 0.02)
         - with `zero_init_residual` (the speedrun's choice) those two projections start at zero instead:
           every block starts as the identity and learns what to add
+        - value embeddings: normal(0, 0.02) like the token embedding; their two mixing weights 0.5 each
         """
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         std = 0.02
@@ -82,6 +90,8 @@ class GPT(nn.Module):
                 module.shift.zero_()
             elif isinstance(module, RMSNorm):
                 module.scale.fill_(1.0 - module.offset)
+            elif isinstance(module, MultiHeadAttention) and module.ve_mix is not None:
+                module.ve_mix.fill_(0.5)
 
     def forward(
         self,
@@ -120,8 +130,11 @@ class GPT(nn.Module):
             if "sliding" in ropes and cfg.rope_local_theta is not None:
                 ropes["sliding"] = rotary_angles(self.inv_freq_local, position_ids)
         x = self.emb(token_ids, position_ids)
+        ves = [table(token_ids) for table in self.value_embs]
         for layer, (block, kind) in enumerate(zip(self.trf_blocks, kinds)):
-            x = block(x, masks[kind], kv_cache, layer, ropes[kind])
+            table = cfg.value_table(layer)
+            ve = ves[table] if table is not None else None
+            x = block(x, masks[kind], kv_cache, layer, ropes[kind], ve)
         if kv_cache is not None:
             kv_cache.advance(T)
         if last_only:

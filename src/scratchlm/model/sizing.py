@@ -25,7 +25,10 @@ def parameter_count(cfg: ModelConfig, tied: bool | None = None) -> int:
     norms = 4 if cfg.norm_placement == "sandwich" else 2
     head = 0 if tied else V * C
     qk_norm = (2 * cfg.head_dim if cfg.qk_norm_scope == "head" else q + kv) if cfg.qk_norm else 0
-    return embeddings + cfg.n_layers * (attention + feed_forward + norms * norm + qk_norm) + norm + head
+    k = cfg.value_embeddings  # k tables of V x kv; two mixing weights in each of the 2k layers reading them
+    value_embeddings = k * V * kv + 2 * 2 * k
+    blocks = cfg.n_layers * (attention + feed_forward + norms * norm + qk_norm)
+    return embeddings + value_embeddings + blocks + norm + head
 
 
 def kv_cache_bytes(
