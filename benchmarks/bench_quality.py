@@ -222,7 +222,7 @@ def main() -> None:
             raise SystemExit(f"--parts: unknown {unknown} (known: {', '.join(PARTS)}, dropout)")
         args.recipes = [
             name for name in recipes
-            if not args.parts or name in ("shipped", "base") or name.split(" ", 2)[-1] in args.parts
+            if not args.parts or name in ("shipped", "base") or _part(name) in args.parts
         ]  # fmt: skip
     cut = int(len(text) * 0.9)
     train_text, val_text = text[:cut], text[cut:]
@@ -307,6 +307,14 @@ def _cut_short(runs: list[dict]) -> bool:
     return any(r.get("max_steps") and r["steps"] < r["max_steps"] for r in runs)
 
 
+def _part(recipe: str) -> str:
+    """The part an ablation recipe's name is about: "without untied head" -> "untied head"."""
+    for prefix in ("without ", "shipped + ", "base + "):
+        if recipe.startswith(prefix):
+            return recipe.removeprefix(prefix)
+    return recipe
+
+
 def _ablation_rows(summary: dict) -> tuple[list[list[str]], str]:
     """(rows, note) of the ablation table: per part, bits/byte without it (vs shipped) and with it alone
     (vs base); negative is better."""
@@ -315,7 +323,7 @@ def _ablation_rows(summary: dict) -> tuple[list[list[str]], str]:
     for key in summary:
         if not key.startswith(("without ", "shipped + ")):
             continue
-        name, added = key.split(" ", 2)[-1], key.startswith("shipped + ")
+        name, added = _part(key), key.startswith("shipped + ")
         changed, alone = summary[key], summary.get(f"base + {name}")
         worth = changed["mean"] - shipped["mean"] if added else shipped["mean"] - changed["mean"]
         rows.append(
